@@ -1,0 +1,23 @@
+# wsgm: wavelet score-based generative models, end to end.
+# Thin by design: the logic lives in the `wsgm` package; each rule shells out to `wsgm <stage>`.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/decompose.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        list(specs.REPORT_FILES.values()),
+    default_target: True

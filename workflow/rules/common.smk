@@ -1,0 +1,26 @@
+# Config checks (one clear message on a bad config) and the helpers the rules share.
+from wsgm import config as wsgm_config
+from wsgm import specs
+
+try:
+    config.update(wsgm_config.check(config))
+except wsgm_config.ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+validate(config, "../schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    j=r"\d+",
+    J=r"\d+",
+    steps=r"\d+",
+
+
+def spec_param(stage, **keys):
+    """params: entry holding the stage's narrowed spec (config values + code version) as JSON."""
+    build = getattr(specs, stage)
+    return lambda w: specs.as_json(build(config, **{k: f(w) for k, f in keys.items()}))
+
+
+def record(path):
+    """The provenance sidecar that every output carries."""
+    return path + ".prov.json"

@@ -1,0 +1,12 @@
+rule simulate_dataset:
+    output:
+        data=directory(specs.data_path("{dataset}")),
+        record=record(specs.data_path("{dataset}")),
+    params:
+        spec=spec_param("dataset", name=lambda w: w.dataset),
+    log:
+        "results/logs/dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/dataset/{dataset}.tsv"
+    shell:
+        "wsgm dataset --spec {params.spec:q} --out {output.data} > {log} 2>&1"

@@ -1,0 +1,19 @@
+# One job per (experiment, step count): coarse-to-fine cascade through all J+1 models.
+rule sample:
+    input:
+        store=lambda w: specs.store_path(config, w.experiment),
+        models=lambda w: specs.model_paths(config, w.experiment),
+        records=lambda w: [record(p) for p in specs.model_paths(config, w.experiment)],
+    output:
+        samples=directory("results/samples/{experiment}/steps{steps}.zarr"),
+        record="results/samples/{experiment}/steps{steps}.zarr.prov.json",
+    params:
+        spec=spec_param("sample", exp_name=lambda w: w.experiment, steps=lambda w: int(w.steps)),
+    threads: 1
+    log:
+        "results/logs/sample/{experiment}_steps{steps}.log",
+    benchmark:
+        "results/benchmarks/sample/{experiment}_steps{steps}.tsv"
+    shell:
+        "wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
+        " --out {output.samples} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,263 @@
+"""``wsgm <stage>``: one subcommand per pipeline stage, usable with or without Snakemake.
+
+Each stage takes its spec either as JSON (``--spec``, what the Snakemake rules pass) or from a
+config file plus the names that select it (``--config config/config.yaml --experiment E ...``);
+paths default to the pipeline's results layout. Outputs are written atomically and carry a
+provenance record; ``wsgm audit PATH`` walks a result back to the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from wsgm import config as config_lib
+from wsgm import specs
+from wsgm.atomic import atomic_path
+from wsgm.provenance import Stage, audit, record_path
+
+log = logging.getLogger("wsgm")
+
+
+class UserError(Exception):
+    """Shown as one line, without a traceback."""
+
+
+def _spec(args: argparse.Namespace, build: Callable[[dict], dict]) -> dict:
+    if args.spec:
+        return json.loads(args.spec)
+    if not args.config:
+        raise UserError("give either --spec JSON (as the Snakemake rules do) or --config FILE")
+    cfg = config_lib.load(args.config)
+    try:
+        return build(cfg)
+    except KeyError as exc:
+        raise UserError(exc.args[0]) from None
+
+
+class _LazyConfig:
+    """The config, read only when a path was not given on the command line."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._args, self._cfg = args, None
+
+    def __getitem__(self, key):
+        if self._cfg is None:
+            if not self._args.config:
+                raise UserError("with --spec, give every input and output path explicitly "
+                                "(or use --config to take them from the results layout)")
+            self._cfg = config_lib.load(self._args.config)
+        return self._cfg[key]
+
+
+def _config(args: argparse.Namespace) -> _LazyConfig:
+    return _LazyConfig(args)
+
+
+def run_stage(name: str, spec: dict, inputs: dict[str, Path], outputs: dict[str, tuple[Path, bool]],
+              work: Callable[[dict[str, Path]], dict | None], device: str = "cpu") -> None:
+    """Run ``work`` on temporary outputs, move them into place, then write their records."""
+    stage = Stage(name, specs.STAGE_MODULES[name], spec, inputs, spec.get("seed"), device)
+    for path, _ in outputs.values():
+        record_path(path).unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        tmps = {k: stack.enter_context(atomic_path(p, directory=is_dir)) for k, (p, is_dir) in outputs.items()}
+        stage.extra = work(tmps) or {}
+    for path, _ in outputs.values():
+        stage.finish(path)
+    log.info("%s done: %s", name, ", ".join(str(p) for p, _ in outputs.values()))
+
+
+def _device(spec: dict):
+    from wsgm.runtime import resolve_device
+
+    return resolve_device(spec.get("device", "auto"))
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+def cmd_dataset(args):
+    from wsgm.data import gaussian
+
+    spec = _spec(args, lambda cfg: specs.dataset(cfg, args.dataset))
+    out = Path(args.out or specs.data_path(spec["name"]))
+    run_stage("dataset", spec, {}, {"data": (out, True)}, lambda t: gaussian.simulate(spec, t["data"]))
+
+
+def cmd_decompose(args):
+    from wsgm.decompose import decompose
+
+    def build(cfg):
+        exp = specs.experiment(cfg, args.experiment)
+        return specs.decompose(cfg, exp["wavelet"], exp["J"])
+
+    spec = _spec(args, build)
+    cfg = _config(args)
+    data = Path(args.data or specs.data_path(cfg["experiments"][args.experiment]["dataset"]))
+    out = Path(args.out or specs.store_path(cfg, args.experiment))
+    run_stage("decompose", spec, {"data": data}, {"store": (out, True)},
+              lambda t: decompose(spec, data, t["store"], args.threads))
+
+
+def cmd_train(args):
+    from wsgm.train import train
+
+    spec = _spec(args, lambda cfg: specs.train(cfg, args.experiment, args.scale))
+    cfg = _config(args)
+    store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
+    out = Path(args.out or specs.model_paths(cfg, spec["experiment"])[spec["scale"]])
+    ckpt = Path(args.checkpoint or specs.checkpoint_path(spec["experiment"], spec["scale"]))
+    device = _device(spec)
+    run_stage("train", spec, {"store": store}, {"weights": (out, False)},
+              lambda t: train(spec, store, t["weights"], ckpt, device), str(device))
+
+
+def cmd_sample(args):
+    from wsgm.cascade import run
+
+    spec = _spec(args, lambda cfg: specs.sample(cfg, args.experiment, args.steps))
+    cfg = _config(args)
+    store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
+    models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
+    out = Path(args.out or specs.samples_path(spec["experiment"], spec["steps"]))
+    device = _device(spec)
+    inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
+    run_stage("sample", spec, inputs, {"samples": (out, True)},
+              lambda t: run(spec, store, models, t["samples"], device), str(device))
+
+
+def cmd_evaluate(args):
+    from wsgm.evaluate import evaluate
+
+    spec = _spec(args, lambda cfg: specs.evaluate(cfg, args.experiment, args.steps))
+    cfg = _config(args)
+    samples = Path(args.samples or specs.samples_path(spec["experiment"], spec["steps"]))
+    data = Path(args.data or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
+    out = Path(args.out or specs.metrics_path(spec["experiment"], spec["steps"]))
+
+    def work(t):
+        result = evaluate(spec, samples, data)
+        t["metrics"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        return {"metrics": result["metrics"]}
+
+    run_stage("evaluate", spec, {"samples": samples, "data": data}, {"metrics": (out, False)}, work)
+
+
+def cmd_report(args):
+    from wsgm.report import report
+
+    spec = _spec(args, specs.report)
+    cfg = _config(args)
+    metrics = [Path(p) for p in (args.metrics or specs.all_metrics(cfg))]
+    samples = dict(a.split("=", 1) for a in args.samples) if args.samples else specs.grid_samples(cfg)
+    data = (dict(a.split("=", 1) for a in args.data) if args.data else
+            {n: specs.data_path(e["dataset"]) for n, e in cfg["experiments"].items()})
+    outdir = Path(args.outdir) if args.outdir else None
+    outputs = {k: ((outdir / Path(v).name) if outdir else Path(v), False) for k, v in specs.REPORT_FILES.items()}
+    inputs = {**{f"metrics:{p}": p for p in metrics}, **{f"samples:{n}": Path(p) for n, p in samples.items()},
+              **{f"data:{p}": Path(p) for p in set(data.values())}}
+    run_stage("report", spec, inputs, outputs,
+              lambda t: {"best": report(spec, metrics, {n: Path(p) for n, p in samples.items()},
+                                        {n: Path(p) for n, p in data.items()}, t)["best"]})
+    print(f"report: {outputs['quality'][0].parent.resolve()}")
+
+
+def cmd_audit(args):
+    ok = True
+    for path in args.paths:
+        ok &= audit(path)
+    print("audit: every link verified" if ok else "audit: FAILED (see MISSING/CHANGED/STALE above)")
+    return 0 if ok else 1
+
+
+def cmd_check_config(args):
+    cfg = config_lib.load(args.config)
+    print(f"{args.config}: ok ({len(cfg['datasets'])} dataset(s), {len(cfg['experiments'])} experiment(s))")
+    if args.show:
+        print(json.dumps(cfg, indent=2))
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wsgm", description=__doc__.split("\n\n")[0])
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def stage(name, fn, help_):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--spec", help="the stage's spec as JSON (what the Snakemake rules pass)")
+        s.add_argument("--config", help="config YAML to build the spec from instead")
+        s.add_argument("--threads", type=int, default=1, help="CPU threads (fixed for determinism)")
+        s.set_defaults(fn=fn)
+        return s
+
+    s = stage("dataset", cmd_dataset, "simulate a dataset into Zarr")
+    s.add_argument("--dataset", help="dataset name (with --config)")
+    s.add_argument("--out")
+    s = stage("decompose", cmd_decompose, "wavelet-decompose a dataset into per-scale Zarr + stats")
+    s.add_argument("--experiment")
+    s.add_argument("--data")
+    s.add_argument("--out")
+    s = stage("train", cmd_train, "train the score model of one scale")
+    s.add_argument("--experiment")
+    s.add_argument("--scale", type=int)
+    s.add_argument("--store")
+    s.add_argument("--out")
+    s.add_argument("--checkpoint", help="resumable checkpoint (outside the declared outputs)")
+    s = stage("sample", cmd_sample, "coarse-to-fine cascade sampling for one step count")
+    s.add_argument("--experiment")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--store")
+    s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
+    s.add_argument("--out")
+    s = stage("evaluate", cmd_evaluate, "score one sample store")
+    s.add_argument("--experiment")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--samples")
+    s.add_argument("--data")
+    s.add_argument("--out")
+    s = stage("report", cmd_report, "plots and summary table")
+    s.add_argument("--metrics", nargs="+")
+    s.add_argument("--samples", nargs="+", help="EXPERIMENT=PATH of the stores shown in the grid")
+    s.add_argument("--data", nargs="+", help="EXPERIMENT=PATH of each experiment's dataset")
+    s.add_argument("--outdir")
+
+    a = sub.add_parser("audit", help="walk provenance from a result back to the data")
+    a.add_argument("paths", nargs="+")
+    a.set_defaults(fn=cmd_audit)
+    c = sub.add_parser("check-config", help="validate a config file")
+    c.add_argument("config")
+    c.add_argument("--show", action="store_true", help="print it with every default filled in")
+    c.set_defaults(fn=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from wsgm.data.store import StoreError
+    from wsgm.runtime import DeviceError, setup
+    from wsgm.train import Interrupted, TrainingError
+
+    if hasattr(args, "threads"):
+        setup(args.threads)
+    try:
+        return args.fn(args) or 0
+    except Interrupted as exc:
+        print(f"wsgm {args.command}: {exc}", file=sys.stderr)
+        return 143
+    except (UserError, config_lib.ConfigError, StoreError, DeviceError, TrainingError,
+            FileNotFoundError) as exc:
+        print(f"wsgm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Load and check the pipeline config against workflow/schemas/config.schema.yaml.
+
+The same schema is enforced by the Snakefile (``snakemake.utils.validate``) and by the CLI; this
+module adds the defaults (including inside named entries, which Snakemake's validator skips),
+turns the first schema violation into one message naming the key and the fix, and checks what a
+schema cannot express (an experiment naming a missing dataset, J too large for the image size).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A user error in the config: the message names the key and the fix."""
+
+
+@functools.cache
+def schema() -> dict:
+    if not SCHEMA_PATH.is_file():
+        raise ConfigError(
+            f"config schema not found at {SCHEMA_PATH}; install wsgm from its repository "
+            "checkout with `pip install -e .` so the workflow/ folder sits beside the package"
+        )
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _resolve_ref(node: dict) -> dict:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: Any = schema()
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
+
+
+def _fill_defaults(value: Any, node: dict) -> Any:
+    node = _resolve_ref(node)
+    if isinstance(value, dict) and node.get("type") == "object":
+        props = node.get("properties", {})
+        for key, sub in props.items():
+            sub_r = _resolve_ref(sub)
+            if key not in value and "default" in sub_r:
+                value[key] = copy.deepcopy(sub_r["default"])
+            if key in value:
+                value[key] = _fill_defaults(value[key], sub_r)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in value:
+                if key not in props:
+                    value[key] = _fill_defaults(value[key], extra)
+    return value
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        return (f"config error at '{key}': unknown key(s) {unknown}. Fix: remove them or correct "
+                f"the spelling; allowed keys here: {allowed}")
+    if kind == "required":
+        return f"config error at '{key}': {error.message}. Fix: add that key"
+    if kind == "enum":
+        return (f"config error at '{key}': {error.instance!r} is not one of {error.validator_value}. "
+                "Fix: use one of those values")
+    if kind == "type":
+        return (f"config error at '{key}': {error.instance!r} has the wrong type, expected "
+                f"{error.validator_value}. Fix: write a value of that type")
+    desc = error.schema.get("description", "")
+    hint = f" ({desc.strip()})" if desc else ""
+    return f"config error at '{key}': {error.message}{hint}. Fix: change the value to satisfy this"
+
+
+def _check_semantics(cfg: dict) -> None:
+    datasets = cfg["datasets"]
+    for name, exp in cfg["experiments"].items():
+        key = f"experiments.{name}"
+        if exp["dataset"] not in datasets:
+            raise ConfigError(
+                f"config error at '{key}.dataset': dataset {exp['dataset']!r} is not defined. "
+                f"Fix: use one of {sorted(datasets)} or add it under 'datasets'")
+        size = datasets[exp["dataset"]]["size"]
+        J = exp["J"]
+        coarse = size / 2**J
+        levels = len(exp["net"]["channel_mult"])
+        need = 2 ** (levels - 1)
+        if size % 2**J or coarse < max(need, 2):
+            max_j = 0
+            while size % 2 ** (max_j + 1) == 0 and size // 2 ** (max_j + 1) >= max(need, 2):
+                max_j += 1
+            raise ConfigError(
+                f"config error at '{key}.J': J={J} is too large for {size}x{size} images "
+                f"(the coarsest scale must be an integer size of at least {max(need, 2)} pixels "
+                f"for a net with {levels} levels). Fix: set J <= {max_j}")
+        if (size // 2**J) % need:
+            raise ConfigError(
+                f"config error at '{key}.net.channel_mult': {levels} levels need image sides "
+                f"divisible by {need}, but the coarsest scale is {size // 2**J}. Fix: use fewer levels")
+
+
+def check(config: dict) -> dict:
+    """Return a validated copy of ``config`` with every default filled in; raise ConfigError."""
+    if not isinstance(config, dict):
+        raise ConfigError("config error: the config file must be a mapping of keys to values")
+    cfg = _fill_defaults(copy.deepcopy(config), schema())
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(cfg))
+    if error is not None:
+        raise ConfigError(_schema_message(error))
+    _check_semantics(cfg)
+    return cfg
+
+
+def load(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, apply nested ``overrides`` and check it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist. Fix: pass --config with an existing file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if overrides:
+        raw = merge(raw, overrides)
+    return check(raw)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge (update wins), returning a new dict."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

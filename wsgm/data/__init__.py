@@ -1,0 +1,1 @@
+"""Datasets: simulation (and later fetching) into the dataset Zarr store."""

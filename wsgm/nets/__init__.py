@@ -1,0 +1,5 @@
+"""Score networks."""
+
+from wsgm.nets.unet import UNet, count_parameters
+
+__all__ = ["UNet", "count_parameters"]

@@ -1,0 +1,127 @@
+"""Per-stage specs: exactly the config values a stage depends on, plus its code version.
+
+The Snakefile passes each spec to its rule through ``params:`` (so Snakemake's params trigger
+reruns exactly the stale stages) and the CLI builds the same spec from ``--config``. Nothing a
+stage does not read is in its spec: editing the sampling steps retrains nothing, editing one
+experiment's net retrains only that experiment.
+"""
+
+from __future__ import annotations
+
+import json
+
+from wsgm import sde as sde_lib
+from wsgm.provenance import code_hash
+
+STAGE_MODULES = {
+    "dataset": "wsgm.data.gaussian",
+    "decompose": "wsgm.decompose",
+    "train": "wsgm.train",
+    "sample": "wsgm.cascade",
+    "evaluate": "wsgm.evaluate",
+    "report": "wsgm.report",
+}
+
+RESULTS = "results"
+
+
+def _code(stage: str) -> str:
+    return code_hash(STAGE_MODULES[stage])
+
+
+def as_json(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def experiment(cfg: dict, name: str) -> dict:
+    if name not in cfg["experiments"]:
+        raise KeyError(f"experiment {name!r} is not in the config; defined: {sorted(cfg['experiments'])}")
+    return cfg["experiments"][name]
+
+
+def dataset(cfg: dict, name: str) -> dict:
+    if name not in cfg["datasets"]:
+        raise KeyError(f"dataset {name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
+    return {"stage": "dataset", "name": name, "dataset": cfg["datasets"][name],
+            "seed": cfg["seed"], "code": _code("dataset")}
+
+
+def decompose(cfg: dict, wavelet: str, J: int) -> dict:
+    return {"stage": "decompose", "wavelet": wavelet, "J": J, "code": _code("decompose")}
+
+
+def train(cfg: dict, exp_name: str, scale: int) -> dict:
+    exp = experiment(cfg, exp_name)
+    if not 0 <= scale <= exp["J"]:
+        raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
+    return {"stage": "train", "experiment": exp_name, "scale": scale, "J": exp["J"],
+            "sde": sde_lib.relevant(exp["sde"]), "net": exp["net"], "train": exp["train"],
+            "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
+
+
+def sample(cfg: dict, exp_name: str, steps: int) -> dict:
+    exp = experiment(cfg, exp_name)
+    ds = cfg["datasets"][exp["dataset"]]
+    sampling = {k: v for k, v in exp["sampling"].items() if k != "steps"}
+    return {"stage": "sample", "experiment": exp_name, "steps": steps, "J": exp["J"],
+            "wavelet": exp["wavelet"], "sde": sde_lib.relevant(exp["sde"]), "sampling": sampling,
+            "shape": [sampling["n_samples"], ds["channels"], ds["size"], ds["size"]],
+            "seed": cfg["seed"], "device": cfg["device"], "code": _code("sample")}
+
+
+def evaluate(cfg: dict, exp_name: str, steps: int) -> dict:
+    exp = experiment(cfg, exp_name)
+    return {"stage": "evaluate", "experiment": exp_name, "steps": steps, "J": exp["J"],
+            "metrics": exp["metrics"], "code": _code("evaluate")}
+
+
+def report(cfg: dict) -> dict:
+    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": sorted(e["sampling"]["steps"]),
+                   "sampler": e["sampling"]["sampler"]}
+            for name, e in cfg["experiments"].items()}
+    return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report")}
+
+
+# --- paths (the single source of the results layout) ------------------------------------------
+
+def data_path(dataset_name: str) -> str:
+    return f"{RESULTS}/data/{dataset_name}/data.zarr"
+
+
+def store_path(cfg: dict, exp_name: str) -> str:
+    exp = experiment(cfg, exp_name)
+    return f"{RESULTS}/decomposed/{exp['dataset']}/{exp['wavelet']}_J{exp['J']}.zarr"
+
+
+def model_paths(cfg: dict, exp_name: str) -> list[str]:
+    return [f"{RESULTS}/models/{exp_name}/scale{j}.pt" for j in range(experiment(cfg, exp_name)["J"] + 1)]
+
+
+def samples_path(exp_name: str, steps: int) -> str:
+    return f"{RESULTS}/samples/{exp_name}/steps{steps}.zarr"
+
+
+def metrics_path(exp_name: str, steps: int) -> str:
+    return f"{RESULTS}/metrics/{exp_name}/steps{steps}.json"
+
+
+def checkpoint_path(exp_name: str, scale: int) -> str:
+    return f"{RESULTS}/checkpoints/{exp_name}/scale{scale}.ckpt"
+
+
+REPORT_FILES = {
+    "quality": f"{RESULTS}/report/quality_vs_steps.png",
+    "samples": f"{RESULTS}/report/samples.png",
+    "spectra": f"{RESULTS}/report/spectra.png",
+    "summary": f"{RESULTS}/report/summary.json",
+}
+
+
+def all_metrics(cfg: dict) -> list[str]:
+    return [metrics_path(name, s) for name, e in cfg["experiments"].items()
+            for s in sorted(e["sampling"]["steps"])]
+
+
+def grid_samples(cfg: dict) -> dict[str, str]:
+    """The samples shown in the report's grid: each experiment's largest step count."""
+    return {name: samples_path(name, max(e["sampling"]["steps"])) for name, e in cfg["experiments"].items()}
