@@ -62,7 +62,7 @@ def _config(args: argparse.Namespace) -> _LazyConfig:
 def run_stage(name: str, spec: dict, inputs: dict[str, Path], outputs: dict[str, tuple[Path, bool]],
               work: Callable[[dict[str, Path]], dict | None], device: str = "cpu") -> None:
     """Run ``work`` on temporary outputs, move them into place, then write their records."""
-    stage = Stage(name, specs.STAGE_MODULES[name], spec, inputs, spec.get("seed"), device)
+    stage = Stage(name, spec, inputs, spec.get("seed"), device)
     for path, _ in outputs.values():
         record_path(path).unlink(missing_ok=True)
     with contextlib.ExitStack() as stack:
@@ -82,11 +82,15 @@ def _device(spec: dict):
 # --- stages -----------------------------------------------------------------------------------
 
 def cmd_dataset(args):
-    from wsgm.data import gaussian
+    from wsgm.data import gaussian, npz
 
     spec = _spec(args, lambda cfg: specs.dataset(cfg, args.dataset))
     out = Path(args.out or specs.data_path(spec["name"]))
-    run_stage("dataset", spec, {}, {"data": (out, True)}, lambda t: gaussian.simulate(spec, t["data"]))
+    if spec["dataset"]["kind"] == "npz":
+        work = lambda t: npz.convert(spec, Path(spec["dataset"]["path"]), t["data"])  # noqa: E731
+    else:
+        work = lambda t: gaussian.simulate(spec, t["data"])  # noqa: E731
+    run_stage("dataset", spec, {}, {"data": (out, True)}, work)
 
 
 def cmd_decompose(args):
@@ -176,6 +180,11 @@ def cmd_audit(args):
 
 
 def cmd_check_config(args):
+    if args.reference:
+        print(config_lib.reference_markdown())
+        return 0
+    if not args.config:
+        raise UserError("give a config file to check (or --reference for the key reference)")
     cfg = config_lib.load(args.config)
     print(f"{args.config}: ok ({len(cfg['datasets'])} dataset(s), {len(cfg['experiments'])} experiment(s))")
     if args.show:
@@ -232,8 +241,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("paths", nargs="+")
     a.set_defaults(fn=cmd_audit)
     c = sub.add_parser("check-config", help="validate a config file")
-    c.add_argument("config")
+    c.add_argument("config", nargs="?")
     c.add_argument("--show", action="store_true", help="print it with every default filled in")
+    c.add_argument("--reference", action="store_true", help="print the key reference (Markdown)")
     c.set_defaults(fn=cmd_check_config)
     return p
 

@@ -9,6 +9,7 @@ schema cannot express (an experiment naming a missing dataset, J too large for t
 from __future__ import annotations
 
 import copy
+import json
 import functools
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,28 @@ def merge(base: dict, update: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def reference_markdown() -> str:
+    """The config reference (every key, type, default, description) as a Markdown table."""
+    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+
+    def walk(node: dict, prefix: str) -> None:
+        node = _resolve_ref(node)
+        for key, sub in node.get("properties", {}).items():
+            sub = _resolve_ref(sub)
+            path = f"{prefix}{key}"
+            kind = sub.get("type", "")
+            if "enum" in sub:
+                kind = " \\| ".join(map(str, sub["enum"]))
+            default = json.dumps(sub["default"]) if "default" in sub else "required"
+            desc = " ".join(sub.get("description", "").split()).replace("|", "\\|")
+            if kind != "object" or "description" in sub:
+                rows.append(f"| `{path}` | {kind} | `{default}` | {desc} |")
+            walk(sub, f"{path}.")
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            walk(extra, f"{prefix}<name>.")
+
+    walk(schema(), "")
+    return "\n".join(rows)

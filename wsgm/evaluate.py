@@ -11,13 +11,14 @@ from wsgm.metrics.marginal import marginal_metrics
 from wsgm.metrics.spectrum import power_spectrum, radial_average, spectrum_errors
 
 DEFINITIONS = {
-    "spectrum_log_error": "mean over radial shells 1..L/2 of |log(P_samples/P_data)|",
-    "spectrum_rel_error_max": "max over radial shells 1..L/2 of |P_samples/P_data - 1|",
+    "spectrum_log_error": "mean over radial frequency shells 0..L/2 of |log(P_samples/P_data)|",
+    "spectrum_rel_error_max": "max over radial frequency shells 0..L/2 of |P_samples/P_data - 1|",
     "spectrum_log_error_exact": "as spectrum_log_error, against the exact spectrum of the simulation",
     "spectrum_rel_error_max_exact": "as spectrum_rel_error_max, against the exact spectrum",
     "spectrum_log_error_data_floor": "spectrum_log_error of n_samples real images against the full "
                                      "dataset (sampling-noise floor; the subset is part of the dataset)",
     "marginal_w1": "Wasserstein-1 distance between the pixel histograms of samples and data",
+    "marginal_w1_data_floor": "marginal_w1 of n_samples real images against the full dataset",
 }
 
 
@@ -43,6 +44,7 @@ def evaluate(spec: dict, samples: Path, data: Path) -> dict:
             spectra["exact"] = exact.tolist()
     if "marginal" in spec["metrics"]:
         metrics |= marginal_metrics(x, ref)
+        metrics["marginal_w1_data_floor"] = marginal_metrics(ref[: len(x)], ref)["marginal_w1"]
     cost = dict(open_group(samples).attrs.get("cost", {}))
     return {"experiment": spec["experiment"], "J": spec["J"], "steps": spec["steps"],
             "n_samples": int(len(x)), "n_data": int(len(ref)), "metrics": metrics,

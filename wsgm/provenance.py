@@ -155,7 +155,6 @@ class Stage:
     """Collects what a stage did; ``finish`` writes the record after the output is in place."""
 
     name: str
-    module: str
     spec: dict
     inputs: dict[str, Path]
     seed: int | None = None
@@ -183,7 +182,7 @@ class Stage:
             "spec": self.spec,
             "spec_hash": spec_hash(self.spec),
             "inputs": self._inputs,
-            "code": {"package": __version__, "stage_code_hash": code_hash(self.module), **git_state()},
+            "code": {"package": __version__, "stage_code_hash": self.spec.get("code"), **git_state()},
             "environment": environment(),
             "device": self.device,
             "seed": self.seed,

@@ -23,19 +23,22 @@ def load_metrics(paths: list[Path]) -> list[dict]:
                   key=lambda m: (m["experiment"], m["steps"]))
 
 
-def quality_plot(results: list[dict], metric: str, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(r["experiment"] for r in results):
-        rows = [r for r in results if r["experiment"] == name and metric in r["metrics"]]
-        if rows:
-            ax.plot([r["steps"] for r in rows], [r["metrics"][metric] for r in rows], "o-",
-                    label=_label(name, rows[0]["J"]))
-    floors = [r["metrics"][f"{metric}_data_floor"] for r in results if f"{metric}_data_floor" in r["metrics"]]
-    if floors:
-        ax.axhline(float(np.median(floors)), color="gray", ls="--", label="real-data floor")
-    ax.set(xscale="log", yscale="log", xlabel="steps per scale", ylabel=metric,
-           title="Sample quality against sampling steps")
-    ax.legend(fontsize=8)
+def quality_plot(results: list[dict], metrics: list[str], out: Path) -> None:
+    """One panel per metric: metric against steps per scale, one line per experiment."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name in dict.fromkeys(r["experiment"] for r in results):
+            rows = [r for r in results if r["experiment"] == name and metric in r["metrics"]]
+            if rows:
+                ax.plot([r["steps"] for r in rows], [r["metrics"][metric] for r in rows], "o-",
+                        label=_label(name, rows[0]["J"]))
+        floors = [r["metrics"][f"{metric}_data_floor"] for r in results
+                  if f"{metric}_data_floor" in r["metrics"]]
+        if floors:
+            ax.axhline(float(np.median(floors)), color="gray", ls="--", label="real images (same count)")
+        ax.set(xscale="log", yscale="log", xlabel="steps per scale", ylabel=metric, title=metric)
+        ax.legend(fontsize=8)
+    fig.suptitle("Sample quality against sampling steps")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -82,8 +85,9 @@ def sample_grid(rows: dict[str, np.ndarray], per_row: int, out: Path) -> None:
 def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict[str, Path],
            outputs: dict[str, Path]) -> dict:
     results = load_metrics(metrics)
-    metric = spec["report"]["metric"]
-    quality_plot(results, metric, outputs["quality"])
+    metrics_shown = spec["report"]["metrics"]
+    metric = metrics_shown[0]
+    quality_plot(results, metrics_shown, outputs["quality"])
     spectra_plot(results, outputs["spectra"])
     per_row = spec["report"]["grid"]
     rows = {}

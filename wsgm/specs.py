@@ -13,8 +13,13 @@ import json
 from wsgm import sde as sde_lib
 from wsgm.provenance import code_hash
 
+DATASET_KEYS = {
+    "gaussian": ("kind", "size", "channels", "n", "xi", "eta", "chunk"),
+    "npz": ("kind", "size", "channels", "path", "key", "offset", "scale", "chunk"),
+}
 STAGE_MODULES = {
-    "dataset": "wsgm.data.gaussian",
+    "dataset:gaussian": "wsgm.data.gaussian",
+    "dataset:npz": "wsgm.data.npz",
     "decompose": "wsgm.decompose",
     "train": "wsgm.train",
     "sample": "wsgm.cascade",
@@ -42,8 +47,9 @@ def experiment(cfg: dict, name: str) -> dict:
 def dataset(cfg: dict, name: str) -> dict:
     if name not in cfg["datasets"]:
         raise KeyError(f"dataset {name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
-    return {"stage": "dataset", "name": name, "dataset": cfg["datasets"][name],
-            "seed": cfg["seed"], "code": _code("dataset")}
+    ds = cfg["datasets"][name]
+    return {"stage": "dataset", "name": name, "dataset": {k: ds[k] for k in DATASET_KEYS[ds["kind"]]},
+            "seed": cfg["seed"], "code": _code(f"dataset:{ds['kind']}")}
 
 
 def decompose(cfg: dict, wavelet: str, J: int) -> dict:

@@ -4,7 +4,7 @@ Model j < J learns the normalized detail bands of level j+1 given the normalized
 j+1; model J learns the normalized coarsest low-pass (J = 0: the image itself, i.e. plain SGM).
 Checkpoints hold model, EMA, optimizer, RNG states and the spec; a restarted job resumes from the
 last one and ends with the same weights as an uninterrupted run. SIGTERM/SIGUSR1 (SLURM time
-limit, preemption) save a checkpoint before exiting.
+limit, preemption) and SIGINT (Ctrl-C) save a checkpoint before exiting.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class _SignalFlag:
         self.signum: int | None = None
 
     def __enter__(self):
-        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGTERM, signal.SIGUSR1)}
+        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)}
         return self
 
     def _set(self, signum, _frame) -> None:
@@ -161,9 +161,10 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             if tcfg["grad_clip"] > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
             opt.step()
+            decay = min(tcfg["ema"], (1 + step) / (10 + step))  # warm-up: early EMA tracks the model
             with torch.no_grad():
                 for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - tcfg["ema"])
+                    pe.lerp_(pm, 1 - decay)
             losses.append(loss.item())
             bar.update(1)
             done = step + 1

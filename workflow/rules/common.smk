@@ -9,6 +9,12 @@ except wsgm_config.ConfigError as exc:
 validate(config, "../schemas/config.schema.yaml")
 
 
+# Jobs run `python -m wsgm ...` in the working directory: from the repository root that is this
+# checkout's package (the code whose hashes are in each rule's params), elsewhere the installed one.
+# One environment for every rule (also used by `snakemake --sdm conda`).
+ENV = "../../environment.yml"
+
+
 wildcard_constraints:
     j=r"\d+",
     J=r"\d+",
@@ -24,3 +30,9 @@ def spec_param(stage, **keys):
 def record(path):
     """The provenance sidecar that every output carries."""
     return path + ".prov.json"
+
+
+def dataset_source(w):
+    """A user's .npz file is an input (its mtime triggers a rebuild); simulations have none."""
+    ds = config["datasets"][w.dataset]
+    return [ds["path"]] if ds["kind"] == "npz" else []

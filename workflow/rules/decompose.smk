@@ -8,10 +8,12 @@ rule decompose:
     params:
         spec=spec_param("decompose", wavelet=lambda w: w.wavelet, J=lambda w: int(w.J)),
     threads: 2
+    conda:
+        ENV
     log:
         "results/logs/decompose/{dataset}_{wavelet}_J{J}.log",
     benchmark:
         "results/benchmarks/decompose/{dataset}_{wavelet}_J{J}.tsv"
     shell:
-        "wsgm decompose --spec {params.spec:q} --data {input.data} --out {output.store}"
+        "python -m wsgm decompose --spec {params.spec:q} --data {input.data} --out {output.store}"
         " --threads {threads} > {log} 2>&1"

@@ -7,10 +7,12 @@ rule evaluate:
         record="results/metrics/{experiment}/steps{steps}.json.prov.json",
     params:
         spec=spec_param("evaluate", exp_name=lambda w: w.experiment, steps=lambda w: int(w.steps)),
+    conda:
+        ENV
     log:
         "results/logs/evaluate/{experiment}_steps{steps}.log",
     benchmark:
         "results/benchmarks/evaluate/{experiment}_steps{steps}.tsv"
     shell:
-        "wsgm evaluate --spec {params.spec:q} --samples {input.samples} --data {input.data}"
+        "python -m wsgm evaluate --spec {params.spec:q} --samples {input.samples} --data {input.data}"
         " --out {output.metrics} > {log} 2>&1"

@@ -13,10 +13,12 @@ rule report:
         spec=spec_param("report"),
         grid=[f"{n}={p}" for n, p in specs.grid_samples(config).items()],
         data=[f"{n}={specs.data_path(e['dataset'])}" for n, e in config["experiments"].items()],
+    conda:
+        ENV
     log:
         "results/logs/report/report.log",
     benchmark:
         "results/benchmarks/report/report.tsv"
     shell:
-        "wsgm report --spec {params.spec:q} --metrics {input.metrics} --samples {params.grid}"
+        "python -m wsgm report --spec {params.spec:q} --metrics {input.metrics} --samples {params.grid}"
         " --data {params.data} --outdir results/report > {log} 2>&1"

@@ -10,10 +10,12 @@ rule sample:
     params:
         spec=spec_param("sample", exp_name=lambda w: w.experiment, steps=lambda w: int(w.steps)),
     threads: 1
+    conda:
+        ENV
     log:
         "results/logs/sample/{experiment}_steps{steps}.log",
     benchmark:
         "results/benchmarks/sample/{experiment}_steps{steps}.tsv"
     shell:
-        "wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
+        "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
         " --out {output.samples} --threads {threads} > {log} 2>&1"

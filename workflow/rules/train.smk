@@ -11,10 +11,12 @@ rule train_scale:
         spec=spec_param("train", exp_name=lambda w: w.experiment, scale=lambda w: int(w.j)),
         checkpoint=lambda w: specs.checkpoint_path(w.experiment, int(w.j)),
     threads: 1
+    conda:
+        ENV
     log:
         "results/logs/train/{experiment}_scale{j}.log",
     benchmark:
         "results/benchmarks/train/{experiment}_scale{j}.tsv"
     shell:
-        "wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
+        "python -m wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
         " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"

@@ -29,11 +29,11 @@ def power_spectrum(x: np.ndarray) -> np.ndarray:
 
 
 def spectrum_errors(p: np.ndarray, ref: np.ndarray, suffix: str = "") -> dict[str, float]:
-    """Errors over shells 1..L/2 (shell 0, the mean, is excluded).
+    """Errors over all shells 0..L/2 (shell 0 is the power of the image mean).
 
     log_error = mean |log(p/ref)| (sensitive across decades of power); rel_error_max = max |p/ref - 1|.
     """
-    ratio = p[1:] / ref[1:]
+    ratio = p / ref
     return {
         f"spectrum_log_error{suffix}": float(np.mean(np.abs(np.log(ratio)))),
         f"spectrum_rel_error_max{suffix}": float(np.max(np.abs(ratio - 1))),

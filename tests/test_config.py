@@ -1,0 +1,109 @@
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from wsgm import config as config_lib
+from wsgm.config import ConfigError
+
+from .conftest import REPO
+
+MINIMAL = {"datasets": {"d": {"kind": "gaussian", "size": 16}},
+           "experiments": {"e": {"dataset": "d", "J": 1}}}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def test_shipped_configs_are_valid(name):
+    cfg = config_lib.load(REPO / "config" / name)
+    # Snakemake's own validator accepts the same config against the same schema file.
+    validate(copy.deepcopy(cfg), str(config_lib.SCHEMA_PATH))
+
+
+def test_defaults_fill_named_entries():
+    cfg = config_lib.check(MINIMAL)
+    exp = cfg["experiments"]["e"]
+    assert exp["sde"]["name"] == "vp" and exp["train"]["steps"] == 2000
+    assert exp["sampling"]["steps"] == [8, 16, 32, 64]
+    assert cfg["datasets"]["d"]["n"] == 2048 and cfg["seed"] == 0
+
+
+def test_every_schema_key_has_description_and_default():
+    schema = config_lib.schema()
+
+    def walk(node, path):
+        node = config_lib._resolve_ref(node)
+        for key, sub in node.get("properties", {}).items():
+            sub = config_lib._resolve_ref(sub)
+            assert "description" in sub or sub.get("type") == "object", f"{path}.{key} lacks a description"
+            required = node.get("required", [])
+            assert "default" in sub or key in required or sub.get("type") == "object", \
+                f"{path}.{key} lacks a default"
+            walk(sub, f"{path}.{key}")
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            walk(extra, f"{path}.*")
+
+    walk(schema, "config")
+
+
+@pytest.mark.parametrize("mutate, key, fix", [
+    (lambda c: c["experiments"]["e"]["train"].update(stpes=3), "experiments.e.train", "unknown key"),
+    (lambda c: c["experiments"]["e"].update(J="two"), "experiments.e.J", "wrong type"),
+    (lambda c: c["experiments"]["e"].update(J=5), "experiments.e.J", "set J <= 3"),
+    (lambda c: c["experiments"]["e"].update(dataset="cifar"), "experiments.e.dataset", "'cifar' is not defined"),
+    (lambda c: c["experiments"]["e"]["sde"].update(name="vpp"), "experiments.e.sde.name", "not one of"),
+    (lambda c: c["datasets"]["d"].pop("kind"), "datasets.d", "'kind' is a required property"),
+    (lambda c: c["experiments"]["e"]["sampling"].update(steps=[]), "experiments.e.sampling.steps", "Fix"),
+])
+def test_bad_config_gives_one_message_naming_key_and_fix(mutate, key, fix):
+    cfg = copy.deepcopy(MINIMAL)
+    cfg["experiments"]["e"].setdefault("train", {})
+    cfg["experiments"]["e"].setdefault("sde", {})
+    cfg["experiments"]["e"].setdefault("sampling", {})
+    mutate(cfg)
+    with pytest.raises(ConfigError) as err:
+        config_lib.check(cfg)
+    msg = str(err.value)
+    assert f"'{key}'" in msg and fix in msg and "Fix" in msg
+    assert "\n" not in msg
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config_lib.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config_lib.load(bad)
+
+
+def test_environment_yml_matches_requirements():
+    """environment.yml (conda, HPC) pins the same versions as requirements.txt (pip)."""
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[name.lower()] = version
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda_names = {"torch": "pytorch", "pywavelets": "pywavelets"}
+    found = {}
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            if "==" in item or "=" in item:
+                name, _, version = item.replace("==", "=").partition("=")
+                found[name.strip().lower()] = version.split("=")[0].strip()
+    for name, version in pins.items():
+        conda = conda_names.get(name, name)
+        assert conda in found or name in found, f"{name} is pinned in requirements.txt but not in environment.yml"
+        assert found.get(conda, found.get(name)) == version, f"{name}: {version} (pip) vs {found.get(conda)} (conda)"
+
+
+def test_readme_config_reference_is_current():
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- config-reference:start -->\n", "\n<!-- config-reference:end -->"
+    block = readme[readme.index(start) + len(start): readme.index(end)]
+    assert block == config_lib.reference_markdown(), \
+        "README config reference is stale: regenerate it with `wsgm check-config --reference`"

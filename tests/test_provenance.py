@@ -1,0 +1,92 @@
+import json
+import shutil
+
+import pytest
+
+from wsgm import provenance
+from wsgm.cli import main
+
+
+def _audit(path):
+    lines = []
+    ok = provenance.audit(path, out=lines.append)
+    return ok, "\n".join(lines)
+
+
+def test_records_chain_and_audit(tiny_store):
+    data, store = tiny_store
+    rec = json.loads(provenance.record_path(store).read_text())
+    assert rec["stage"] == "decompose" and rec["inputs"]["data"]["stage"] == "dataset"
+    assert rec["output"]["hash"] == provenance.content_hash(store)
+    for key in ("spec", "spec_hash", "code", "environment", "start", "end", "device"):
+        assert key in rec
+    assert {"commit", "dirty", "package", "stage_code_hash"} <= set(rec["code"])
+    assert {"python", "torch", "host", "slurm_job_id"} <= set(rec["environment"])
+    ok, text = _audit(store)
+    assert ok, text
+    assert "[decompose]" in text and "[dataset]" in text
+
+
+def test_audit_detects_a_file_replaced_by_hand(tiny_store):
+    data, store = tiny_store
+    chunk = next(p for p in (data / "x").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(chunk.read_bytes()[::-1])
+    ok, text = _audit(store)
+    assert not ok and "CHANGED" in text and "[dataset]" in text
+    assert main(["audit", str(store)]) == 1
+
+
+def test_audit_detects_a_rebuilt_input_and_missing_records(tiny_store, tmp_path):
+    data, store = tiny_store
+    rec_path = provenance.record_path(data)
+    rec = json.loads(rec_path.read_text())
+    rec["end"] = "2099-01-01T00:00:00+00:00"  # as if the dataset was rebuilt after the store
+    rec_path.write_text(json.dumps(rec))
+    ok, text = _audit(store)
+    assert not ok and "STALE" in text
+    rec_path.unlink()
+    ok, text = _audit(store)
+    assert not ok and "MISSING" in text
+
+
+def test_stage_refuses_input_without_record(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"not from wsgm")
+    with pytest.raises(FileNotFoundError, match="no provenance record"):
+        provenance.Stage("train", {}, {"store": tmp_path / "x.pt"})
+
+
+def test_code_hash_follows_imports(tmp_path, monkeypatch):
+    pkg = tmp_path / "wsgm"
+    shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_ROOT", pkg)
+
+    def hashes():
+        provenance.code_hash.cache_clear()
+        return {m: provenance.code_hash(m) for m in ("wsgm.train", "wsgm.report", "wsgm.cascade")}
+
+    before = hashes()
+    with (pkg / "nets" / "unet.py").open("a") as fh:
+        fh.write("\n# edited\n")
+    after = hashes()
+    provenance.code_hash.cache_clear()
+    assert after["wsgm.train"] != before["wsgm.train"]  # train imports the network
+    assert after["wsgm.cascade"] != before["wsgm.cascade"]  # sampling loads it too
+    assert after["wsgm.report"] == before["wsgm.report"]  # the report does not
+
+
+def test_device_cuda_without_gpu_is_a_clear_error(tiny_store, tiny_config, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    from wsgm import specs
+
+    spec = specs.train(tiny_config, "wsgm", 2)
+    spec["device"] = "cuda"
+    _, store = tiny_store
+    code = main(["train", "--spec", specs.as_json(spec), "--store", str(store),
+                 "--out", str(tmp_path / "w.pt"), "--checkpoint", str(tmp_path / "c.pt")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU is visible" in err and "Fix:" in err
+    assert not (tmp_path / "w.pt").exists() and not (tmp_path / "w.pt.prov.json").exists()

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from wsgm import sde as sde_lib
+
+PROCESSES = {
+    "vp": sde_lib.VP(beta_min=0.1, beta_max=20.0),
+    "subvp": sde_lib.SubVP(beta_min=0.1, beta_max=20.0),
+    "ve": sde_lib.VE(sigma_min=0.01, sigma_max=50.0),
+    "ou": sde_lib.OU(beta=2.0, T=5.0),
+}
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_marginal_variance_is_the_integral_of_the_coefficients(name):
+    """s(t)² = ∫_0^t exp(2(log m(t) - log m(u))) g(u)² du, evaluated by quadrature."""
+    sde = PROCESSES[name]
+    u = torch.linspace(0, sde.T, 200001, dtype=torch.float64)
+    integrand = torch.exp(-2 * sde.log_mean(u)) * sde.g2(u)
+    cumulative = torch.cat([torch.zeros(1, dtype=torch.float64),
+                            torch.cumsum((integrand[1:] + integrand[:-1]) / 2 * (u[1] - u[0]), 0)])
+    for idx in (2000, 50000, 200000):
+        t = u[idx]
+        expected = torch.exp(2 * sde.log_mean(t)) * cumulative[idx]
+        assert torch.allclose(sde.var(t), expected, rtol=1e-5, atol=1e-9), (name, float(t))
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_drift_matches_mean_decay(name):
+    sde = PROCESSES[name]
+    t = torch.linspace(0.01, sde.T - 0.01, 50, dtype=torch.float64)
+    h = 1e-6
+    grad = (sde.log_mean(t + h) - sde.log_mean(t - h)) / (2 * h)
+    assert torch.allclose(sde.drift_coef(t), grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_forward_simulation_matches_marginal(name):
+    sde = PROCESSES[name]
+    gen = torch.Generator().manual_seed(0)
+    x0 = 1.5 * torch.ones(20000, dtype=torch.float64)
+    x = x0.clone()
+    steps = 2000
+    t_end = 0.5 * sde.T
+    dt = t_end / steps
+    for i in range(steps):
+        t = torch.tensor(i * dt, dtype=torch.float64)
+        drift, g = sde.sde(x, t.expand(1))
+        x = x + drift * dt + g * dt**0.5 * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    m, s = sde.marginal(torch.tensor(t_end, dtype=torch.float64))
+    assert abs(float(x.mean() - m * 1.5)) < 4 * float(s) / 20000**0.5 + 1e-3 * float(m)
+    assert abs(float(x.std() / s) - 1) < 0.03
+
+
+def test_ve_variance_is_not_sigma_squared():
+    sde = PROCESSES["ve"]
+    t = torch.tensor(0.0, dtype=torch.float64)
+    assert float(sde.var(t)) == 0.0  # sigma(0)^2 = sigma_min^2 would be wrong
+
+
+def test_relevant_params_only():
+    cfg = {"name": "ve", "T": 1.0, "eps": 1e-3, "beta_min": 0.1, "beta_max": 20, "beta": 2,
+           "sigma_min": 0.01, "sigma_max": 50}
+    assert set(sde_lib.relevant(cfg)) == {"name", "T", "eps", "sigma_min", "sigma_max"}
+    assert isinstance(sde_lib.build(cfg), sde_lib.VE)
