@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 
 def make_project(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "profiles", "wsgm", "config"):
+    for name in ("Snakefile", "workflow", "profiles", "wsgm", "config", "environment.yml"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -205,5 +205,5 @@ def test_lint_is_clean_and_a_bad_config_stops_before_any_job(tmp_path, tiny):
     cfg["experiments"]["wsgm"]["J"] = 5
     (root / "bad.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(root, "--dry-run", "--configfile", "bad.yaml", check=False)
-    assert "config error at 'experiments.wsgm.J'" in out and "Fix: set J <= 2" in out
+    assert "config error at 'experiments.wsgm.J'" in out and "Fix: set J <= 3" in out
     assert not (root / "results").exists()
