@@ -52,3 +52,68 @@ def test_size_not_divisible_is_a_clear_error(tmp_path):
     _dataset(tmp_path / "d.zarr", np.zeros((4, 1, 12, 12), np.float32))
     with pytest.raises(StoreError, match="not divisible by 2\\^J = 8"):
         decompose({"wavelet": "haar", "J": 3}, tmp_path / "d.zarr", tmp_path / "o.zarr")
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "processes", "local"])
+def test_every_scheduler_writes_the_same_store(tmp_path, tiny_store, scheduler):
+    data, store = tiny_store
+    out = tmp_path / f"{scheduler}.zarr"
+    attrs = decompose({"wavelet": "haar", "J": 2}, data, out, threads=2, scheduler=scheduler)
+    ref, new = zarr.open_group(str(store), mode="r"), zarr.open_group(str(out), mode="r")
+    for name in ("low1", "low2", "detail1", "detail2"):
+        assert np.array_equal(ref[name][:], new[name][:]), name
+    assert np.allclose(attrs["stats"]["detail2"]["std"], read_stats(store)["detail2"]["std"], rtol=1e-12)
+
+
+def test_unknown_scheduler_is_a_clear_error(tmp_path, tiny_store):
+    data, _ = tiny_store
+    with pytest.raises(StoreError, match="unknown Dask scheduler 'gpu'"):
+        decompose({"wavelet": "haar", "J": 1}, data, tmp_path / "o.zarr", scheduler="gpu")
+
+
+def test_an_interrupted_decomposition_leaves_no_store(tmp_path, tiny_store, monkeypatch):
+    """A failure mid-write (here: a chunk that cannot be transformed) leaves nothing behind."""
+    from wsgm import decompose as dec
+    from wsgm.cli import run_stage
+
+    data, _ = tiny_store
+    calls = {"n": 0}
+    real = dec._dwt_block
+
+    def failing(block, wavelet):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(block, wavelet)
+
+    monkeypatch.setattr(dec, "_dwt_block", failing)
+    out = tmp_path / "store.zarr"
+    spec = {"stage": "decompose", "wavelet": "haar", "J": 1, "code": "x"}
+    with pytest.raises(OSError, match="disk full"):
+        run_stage("decompose", spec, {"data": data}, {"store": (out, True)},
+                  lambda t: dec.decompose(spec, data, t["store"], scheduler="synchronous"))
+    assert not out.exists() and not list(tmp_path.glob(".store.zarr.tmp-*"))
+    assert not (tmp_path / "store.zarr.prov.json").exists()
+
+
+def test_a_store_without_stats_is_rejected(tmp_path):
+    zarr.open_group(str(tmp_path / "s.zarr"), mode="w").create_array("low1", shape=(2, 1, 2, 2), dtype="f4")
+    with pytest.raises(StoreError, match="no normalization stats"):
+        read_stats(tmp_path / "s.zarr")
+
+
+def test_each_chunk_is_transformed_once_per_level(tmp_path, tiny_store, monkeypatch):
+    """Writing the bands and computing their stats share one DWT per chunk and level."""
+    from wsgm import decompose as dec
+
+    data, _ = tiny_store
+    calls = {"n": 0}
+    real = dec._dwt_block
+
+    def counting(block, wavelet):
+        calls["n"] += 1
+        return real(block, wavelet)
+
+    monkeypatch.setattr(dec, "_dwt_block", counting)
+    dec.decompose({"wavelet": "haar", "J": 2}, data, tmp_path / "o.zarr", scheduler="synchronous")
+    assert calls["n"] == 2 * 2  # 128 images in chunks of 64, two levels

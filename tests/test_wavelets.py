@@ -150,3 +150,12 @@ def test_cuda_matches_cpu(wavelet: str) -> None:
     for d, r in zip(details, ref_details):
         torch.testing.assert_close(d.cpu(), r)
     torch.testing.assert_close(waverec2(low, details, wavelet).cpu(), x)
+
+
+def test_haar_fast_path_equals_the_filter_bank():
+    """'haar' takes a sums-and-differences path; 'db1' (the same wavelet) the generic filter bank."""
+    x = torch.randn(3, 2, 8, 16, dtype=torch.float64)
+    low_h, det_h = dwt2(x, "haar")
+    low_d, det_d = dwt2(x, "db1")
+    assert torch.allclose(low_h, low_d, atol=1e-12) and torch.allclose(det_h, det_d, atol=1e-12)
+    assert torch.allclose(idwt2(low_h, det_h, "haar"), idwt2(low_h, det_h, "db1"), atol=1e-12)

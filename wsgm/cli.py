@@ -105,7 +105,7 @@ def cmd_decompose(args):
     data = Path(args.data or specs.data_path(cfg["experiments"][args.experiment]["dataset"]))
     out = Path(args.out or specs.store_path(cfg, args.experiment))
     run_stage("decompose", spec, {"data": data}, {"store": (out, True)},
-              lambda t: decompose(spec, data, t["store"], args.threads))
+              lambda t: decompose(spec, data, t["store"], args.threads, args.dask))
 
 
 def cmd_train(args):
@@ -210,6 +210,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset name (with --config)")
     s.add_argument("--out")
     s = stage("decompose", cmd_decompose, "wavelet-decompose a dataset into per-scale Zarr + stats")
+    s.add_argument("--dask", help="Dask scheduler: threads (default), processes, synchronous, local "
+                                  "(LocalCluster) or a dask.distributed address; default $WSGM_DASK")
     s.add_argument("--experiment")
     s.add_argument("--data")
     s.add_argument("--out")

@@ -1,14 +1,26 @@
 """Dataset Zarr → per-scale Zarr (low-pass ``low{k}`` and detail bands ``detail{k}``) + stats.
 
 One Dask graph reads the dataset in chunks along N, applies one DWT level at a time (torch, on
-each chunk), writes every band into pre-created Zarr arrays whose chunks match the Dask chunks,
+each chunk), stores every band into pre-created Zarr arrays whose chunks match the Dask chunks,
 and computes per-channel mean/std of every band in the same pass (float64 Welford/Chan merge).
 For J = 0 (plain SGM) the store holds ``low0`` = the data itself, with its stats, so both paths
 read normalization from the same place.
+
+The graph runs on Dask's local threaded scheduler by default, or on any scheduler named by
+``--dask`` / ``WSGM_DASK``: ``processes``, ``synchronous``, ``local`` (a ``dask.distributed``
+LocalCluster) or the address of a running ``dask.distributed`` scheduler (e.g. one started by
+dask-jobqueue's SLURMCluster); the workers must see the same filesystem. The scheduler changes
+speed only, never the result, so it is not part of the stage's spec.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dask
@@ -21,7 +33,45 @@ from wsgm import wavelets
 from wsgm.data.store import StoreError, create_array, open_group
 
 
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+# Chunks per Dask graph: the graph (and its memory) stays the same size whatever the dataset size.
+WINDOW_CHUNKS = 16
+log = logging.getLogger("wsgm.decompose")
+
+
+@contextlib.contextmanager
+def dask_scheduler(name: str | None, workers: int) -> Iterator[None]:
+    """Make ``name`` (see the module docstring) Dask's scheduler inside the block."""
+    name = name or os.environ.get("WSGM_DASK") or "threads"
+    if name in LOCAL_SCHEDULERS:
+        with dask.config.set(scheduler=name, num_workers=max(1, workers)):
+            yield
+        return
+    if name != "local" and "://" not in name:
+        raise StoreError(f"unknown Dask scheduler {name!r}. Fix: use one of {LOCAL_SCHEDULERS}, "
+                         "'local' or a dask.distributed address such as tcp://host:8786")
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1) if name == "local" else None
+    try:
+        with Client(cluster if cluster is not None else name):
+            yield
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, so RSS would creep up
+    with the number of chunks processed even though no data is held)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
+
+
 def _dwt_block(block: np.ndarray, wavelet: str) -> np.ndarray:
+    torch.set_num_threads(1)  # parallelism comes from Dask's workers
     low, details = wavelets.dwt2(torch.from_numpy(np.ascontiguousarray(block)), wavelet)
     return torch.cat([low, details], dim=1).numpy()
 
@@ -46,11 +96,31 @@ def merge_stats(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(m2 / n)
 
 
-def band_names(J: int) -> list[str]:
-    return ["low0"] if J == 0 else [f"{kind}{k}" for k in range(1, J + 1) for kind in ("low", "detail")]
+def band_shapes(n: int, c: int, h: int, w: int, J: int) -> dict[str, tuple[int, int, int, int]]:
+    """Shape of every band in the store, in the order ``_bands`` yields them."""
+    if J == 0:
+        return {"low0": (n, c, h, w)}
+    return {f"{kind}{k}": (n, c * (1 if kind == "low" else 3), h >> k, w >> k)
+            for k in range(1, J + 1) for kind in ("low", "detail")}
 
 
-def decompose(spec: dict, data: Path, out: Path, threads: int = 1) -> dict:
+def _bands(x: da.Array, wavelet: str, J: int) -> dict[str, da.Array]:
+    """The per-scale bands of ``x`` as lazy Dask arrays, one DWT level per chunk and level."""
+    c, h, w = x.shape[1:]
+    if J == 0:
+        return {"low0": x}
+    bands: dict[str, da.Array] = {}
+    low = x
+    for k in range(1, J + 1):
+        packed = low.map_blocks(_dwt_block, wavelet, dtype=np.float32,
+                                chunks=(low.chunks[0], (4 * c,), (h >> k,), (w >> k,)),
+                                meta=np.empty((0, 0, 0, 0), dtype=np.float32))
+        low = packed[:, :c]
+        bands[f"low{k}"], bands[f"detail{k}"] = low, packed[:, c:]
+    return bands
+
+
+def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: str | None = None) -> dict:
     """Write the per-scale store at ``out`` (a fresh path); returns its attrs."""
     wavelet, J = spec["wavelet"], spec["J"]
     src = open_group(data, "x")["x"]
@@ -60,31 +130,33 @@ def decompose(spec: dict, data: Path, out: Path, threads: int = 1) -> dict:
                          f"Fix: lower J for this dataset")
     x = da.from_zarr(src)
     chunk_n = src.chunks[0]
-    bands: dict[str, da.Array] = {}
-    if J == 0:
-        bands["low0"] = x
-    low = x
-    for k in range(1, J + 1):
-        hk, wk = h // 2**k, w // 2**k
-        packed = low.map_blocks(_dwt_block, wavelet, dtype=np.float32,
-                                chunks=(low.chunks[0], (4 * c,), (hk,), (wk,)),
-                                meta=np.empty((0, 0, 0, 0), dtype=np.float32))
-        low = packed[:, :c]
-        bands[f"low{k}"], bands[f"detail{k}"] = low, packed[:, c:]
-
     group = zarr.open_group(str(out), mode="w-")
-    writes, stats = [], {}
-    for name, arr in bands.items():
-        target = create_array(group, name, arr.shape, chunk_n)
-        arr = arr.rechunk({0: target.chunks[0], 1: -1, 2: -1, 3: -1})
-        writes.append(da.to_zarr(arr, target, compute=False))
-        stats[name] = [dask.delayed(_block_stats)(b) for b in arr.to_delayed().ravel()]
-    torch.set_num_threads(1)  # parallelism comes from Dask's workers
-    _, computed = dask.compute(writes, stats, scheduler="threads", num_workers=max(1, threads))
+    targets = {name: create_array(group, name, shape, chunk_n)
+               for name, shape in band_shapes(n, c, h, w, J).items()}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in targets}
+    window = chunk_n * WINDOW_CHUNKS
+    t0 = time.perf_counter()
+    with dask_scheduler(scheduler, threads):
+        for start in range(0, n, window):
+            stop = min(n, start + window)
+            bands = _bands(x[start:stop], wavelet, J)
+            # One store of every band (not one da.to_zarr per band): in a single graph Dask's
+            # ordering finishes each chunk's bands before reading the next one.
+            writes = da.store(list(bands.values()), [targets[k] for k in bands], lock=False,
+                              regions=[(slice(start, stop),)] * len(bands), compute=False)
+            # optimize_graph=False: a fused copy per block would recompute the DWT for the stats
+            stats = {k: [dask.delayed(_block_stats)(b) for b in arr.to_delayed(optimize_graph=False).ravel()]
+                     for k, arr in bands.items()}
+            _, got = dask.compute(writes, stats)
+            for k, v in got.items():
+                parts[k].extend(v)
+            _release_freed_memory()
+            rate = stop * x.dtype.itemsize * c * h * w / 2**20 / (time.perf_counter() - t0)
+            log.info("decomposed %d/%d images (%.0f MB/s)", stop, n, rate)
 
     attrs = {"wavelet": wavelet, "J": J, "shape": [n, c, h, w], "stats": {}}
-    for name, parts in computed.items():
-        mean, std = merge_stats(parts)
+    for name, blocks in parts.items():
+        mean, std = merge_stats(blocks)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
             raise StoreError(f"{data}: band {name} has NaN or infinite values; the dataset is "
                              "corrupt. Fix: regenerate or clean the dataset")
