@@ -71,22 +71,30 @@ def test_unknown_scheduler_is_a_clear_error(tmp_path, tiny_store):
         decompose({"wavelet": "haar", "J": 1}, data, tmp_path / "o.zarr", scheduler="gpu")
 
 
+def _count_dwt_calls(monkeypatch, fail_at: int | None = None) -> dict:
+    """Wrap the per-chunk DWT to count its calls (and raise OSError on call ``fail_at``)."""
+    from wsgm import decompose as dec
+
+    calls = {"n": 0}
+    real = dec._dwt_block
+
+    def wrapped(block, wavelet):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise OSError("disk full")
+        return real(block, wavelet)
+
+    monkeypatch.setattr(dec, "_dwt_block", wrapped)
+    return calls
+
+
 def test_an_interrupted_decomposition_leaves_no_store(tmp_path, tiny_store, monkeypatch):
     """A failure mid-write (here: a chunk that cannot be transformed) leaves nothing behind."""
     from wsgm import decompose as dec
     from wsgm.cli import run_stage
 
     data, _ = tiny_store
-    calls = {"n": 0}
-    real = dec._dwt_block
-
-    def failing(block, wavelet):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("disk full")
-        return real(block, wavelet)
-
-    monkeypatch.setattr(dec, "_dwt_block", failing)
+    _count_dwt_calls(monkeypatch, fail_at=2)
     out = tmp_path / "store.zarr"
     spec = {"stage": "decompose", "wavelet": "haar", "J": 1, "code": "x"}
     with pytest.raises(OSError, match="disk full"):
@@ -107,13 +115,6 @@ def test_each_chunk_is_transformed_once_per_level(tmp_path, tiny_store, monkeypa
     from wsgm import decompose as dec
 
     data, _ = tiny_store
-    calls = {"n": 0}
-    real = dec._dwt_block
-
-    def counting(block, wavelet):
-        calls["n"] += 1
-        return real(block, wavelet)
-
-    monkeypatch.setattr(dec, "_dwt_block", counting)
+    calls = _count_dwt_calls(monkeypatch)
     dec.decompose({"wavelet": "haar", "J": 2}, data, tmp_path / "o.zarr", scheduler="synchronous")
     assert calls["n"] == 2 * 2  # 128 images in chunks of 64, two levels
