@@ -84,9 +84,9 @@ def run(spec: dict, store: Path, model_paths: list[Path], out: Path, device: tor
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    nfe = sum(steps_per_scale(spec["steps"], J))
-    summary = {"wall_time_s": wall, "samples_per_s": n_total / wall, "nfe_per_sample": nfe,
-               "steps_per_scale": steps_per_scale(spec["steps"], J), "device": str(device)}
+    steps = steps_per_scale(spec["steps"], J)
+    summary = {"wall_time_s": wall, "samples_per_s": n_total / wall, "nfe_per_sample": sum(steps),
+               "steps_per_scale": steps, "device": str(device)}
     group.attrs.update({"J": J, "wavelet": spec["wavelet"], "cost": summary,
                         "finite": bool(np.isfinite(arrays[0][:]).all())})
     return summary

@@ -28,20 +28,8 @@ class UserError(Exception):
     """Shown as one line, without a traceback."""
 
 
-def _spec(args: argparse.Namespace, build: Callable[[dict], dict]) -> dict:
-    if args.spec:
-        return json.loads(args.spec)
-    if not args.config:
-        raise UserError("give either --spec JSON (as the Snakemake rules do) or --config FILE")
-    cfg = config_lib.load(args.config)
-    try:
-        return build(cfg)
-    except KeyError as exc:
-        raise UserError(exc.args[0]) from None
-
-
 class _LazyConfig:
-    """The config, read only when a path was not given on the command line."""
+    """The config, read once and only when a spec or a path has to come from it."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self._args, self._cfg = args, None
@@ -49,14 +37,21 @@ class _LazyConfig:
     def __getitem__(self, key):
         if self._cfg is None:
             if not self._args.config:
-                raise UserError("with --spec, give every input and output path explicitly "
-                                "(or use --config to take them from the results layout)")
+                raise UserError("no --config given: pass --config FILE, or --spec JSON (as the "
+                                "Snakemake rules do) together with every input and output path")
             self._cfg = config_lib.load(self._args.config)
         return self._cfg[key]
 
 
-def _config(args: argparse.Namespace) -> _LazyConfig:
-    return _LazyConfig(args)
+def _spec(args: argparse.Namespace, build: Callable[[_LazyConfig], dict]) -> tuple[dict, _LazyConfig]:
+    """The stage's spec (from --spec, else built from --config) and the config for default paths."""
+    cfg = _LazyConfig(args)
+    if args.spec:
+        return json.loads(args.spec), cfg
+    try:
+        return build(cfg), cfg
+    except KeyError as exc:
+        raise UserError(exc.args[0]) from None
 
 
 def run_stage(name: str, spec: dict, inputs: dict[str, Path], outputs: dict[str, tuple[Path, bool]],
@@ -84,7 +79,7 @@ def _device(spec: dict):
 def cmd_dataset(args):
     from wsgm.data import gaussian, npz
 
-    spec = _spec(args, lambda cfg: specs.dataset(cfg, args.dataset))
+    spec, _ = _spec(args, lambda cfg: specs.dataset(cfg, args.dataset))
     out = Path(args.out or specs.data_path(spec["name"]))
     if spec["dataset"]["kind"] == "npz":
         work = lambda t: npz.convert(spec, Path(spec["dataset"]["path"]), t["data"])  # noqa: E731
@@ -100,8 +95,7 @@ def cmd_decompose(args):
         exp = specs.experiment(cfg, args.experiment)
         return specs.decompose(cfg, exp["wavelet"], exp["J"])
 
-    spec = _spec(args, build)
-    cfg = _config(args)
+    spec, cfg = _spec(args, build)
     data = Path(args.data or specs.data_path(cfg["experiments"][args.experiment]["dataset"]))
     out = Path(args.out or specs.store_path(cfg, args.experiment))
     run_stage("decompose", spec, {"data": data}, {"store": (out, True)},
@@ -111,8 +105,7 @@ def cmd_decompose(args):
 def cmd_train(args):
     from wsgm.train import train
 
-    spec = _spec(args, lambda cfg: specs.train(cfg, args.experiment, args.scale))
-    cfg = _config(args)
+    spec, cfg = _spec(args, lambda cfg: specs.train(cfg, args.experiment, args.scale))
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     out = Path(args.out or specs.model_paths(cfg, spec["experiment"])[spec["scale"]])
     ckpt = Path(args.checkpoint or specs.checkpoint_path(spec["experiment"], spec["scale"]))
@@ -124,8 +117,7 @@ def cmd_train(args):
 def cmd_sample(args):
     from wsgm.cascade import run
 
-    spec = _spec(args, lambda cfg: specs.sample(cfg, args.experiment, args.steps))
-    cfg = _config(args)
+    spec, cfg = _spec(args, lambda cfg: specs.sample(cfg, args.experiment, args.steps))
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
     out = Path(args.out or specs.samples_path(spec["experiment"], spec["steps"]))
@@ -138,8 +130,7 @@ def cmd_sample(args):
 def cmd_evaluate(args):
     from wsgm.evaluate import evaluate
 
-    spec = _spec(args, lambda cfg: specs.evaluate(cfg, args.experiment, args.steps))
-    cfg = _config(args)
+    spec, cfg = _spec(args, lambda cfg: specs.evaluate(cfg, args.experiment, args.steps))
     samples = Path(args.samples or specs.samples_path(spec["experiment"], spec["steps"]))
     data = Path(args.data or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
     out = Path(args.out or specs.metrics_path(spec["experiment"], spec["steps"]))
@@ -155,19 +146,18 @@ def cmd_evaluate(args):
 def cmd_report(args):
     from wsgm.report import report
 
-    spec = _spec(args, specs.report)
-    cfg = _config(args)
+    spec, cfg = _spec(args, specs.report)
     metrics = [Path(p) for p in (args.metrics or specs.all_metrics(cfg))]
-    samples = dict(a.split("=", 1) for a in args.samples) if args.samples else specs.grid_samples(cfg)
-    data = (dict(a.split("=", 1) for a in args.data) if args.data else
-            {n: specs.data_path(e["dataset"]) for n, e in cfg["experiments"].items()})
+    samples = {n: Path(p) for n, p in (dict(a.split("=", 1) for a in args.samples) if args.samples
+                                       else specs.grid_samples(cfg)).items()}
+    data = {n: Path(p) for n, p in (dict(a.split("=", 1) for a in args.data) if args.data else
+                                    {n: specs.data_path(e["dataset"]) for n, e in cfg["experiments"].items()}).items()}
     outdir = Path(args.outdir) if args.outdir else None
     outputs = {k: ((outdir / Path(v).name) if outdir else Path(v), False) for k, v in specs.REPORT_FILES.items()}
-    inputs = {**{f"metrics:{p}": p for p in metrics}, **{f"samples:{n}": Path(p) for n, p in samples.items()},
-              **{f"data:{p}": Path(p) for p in set(data.values())}}
+    inputs = {**{f"metrics:{p}": p for p in metrics}, **{f"samples:{n}": p for n, p in samples.items()},
+              **{f"data:{p}": p for p in set(data.values())}}
     run_stage("report", spec, inputs, outputs,
-              lambda t: {"best": report(spec, metrics, {n: Path(p) for n, p in samples.items()},
-                                        {n: Path(p) for n, p in data.items()}, t)["best"]})
+              lambda t: {"best": report(spec, metrics, samples, data, t)["best"]})
     print(f"report: {outputs['quality'][0].parent.resolve()}")
 
 

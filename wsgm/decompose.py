@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import time
@@ -61,13 +62,20 @@ def dask_scheduler(name: str | None, workers: int) -> Iterator[None]:
             cluster.close()
 
 
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to trim
+
+
 def _release_freed_memory() -> None:
     """Hand freed heap pages back to the OS (glibc keeps them otherwise, so RSS would creep up
     with the number of chunks processed even though no data is held)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to do
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _dwt_block(block: np.ndarray, wavelet: str) -> np.ndarray:
