@@ -8,7 +8,18 @@ PROCESSES = {
     "subvp": sde_lib.SubVP(beta_min=0.1, beta_max=20.0),
     "ve": sde_lib.VE(sigma_min=0.01, sigma_max=50.0),
     "ou": sde_lib.OU(beta=2.0, T=5.0),
+    "vp_exp": sde_lib.VPExp(beta_min=0.1, beta_max=20.0),
+    "vp_power": sde_lib.VPPower(beta_a=4.4, beta_b=0.3, rho=2.0),
+    "ve_linear": sde_lib.VELinear(sigma_max=50.0),
+    "ve_quadratic": sde_lib.VEQuadratic(sigma_max=50.0),
+    "ve_power": sde_lib.VEPower(sigma_min=0.01, sigma_max=50.0, rho=7.0),
 }
+
+
+def test_registry_is_covered():
+    assert set(PROCESSES) == set(sde_lib.REGISTRY)
+    for name, sde in PROCESSES.items():
+        assert isinstance(sde, sde_lib.REGISTRY[name][0])
 
 
 @pytest.mark.parametrize("name", PROCESSES)
@@ -17,12 +28,55 @@ def test_marginal_variance_is_the_integral_of_the_coefficients(name):
     sde = PROCESSES[name]
     u = torch.linspace(0, sde.T, 200001, dtype=torch.float64)
     integrand = torch.exp(-2 * sde.log_mean(u)) * sde.g2(u)
+    assert torch.isfinite(integrand).all()
     cumulative = torch.cat([torch.zeros(1, dtype=torch.float64),
                             torch.cumsum((integrand[1:] + integrand[:-1]) / 2 * (u[1] - u[0]), 0)])
     for idx in (2000, 50000, 200000):
         t = u[idx]
         expected = torch.exp(2 * sde.log_mean(t)) * cumulative[idx]
         assert torch.allclose(sde.var(t), expected, rtol=1e-5, atol=1e-9), (name, float(t))
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_marginal_variance_solves_the_moment_ode(name):
+    """d var/dt = 2 f(t) var + g(t)², var(0) = 0, solved by RK45 from the SDE's own f and g."""
+    from scipy.integrate import solve_ivp
+
+    sde = PROCESSES[name]
+
+    def rhs(t, v):
+        tt = torch.tensor(t, dtype=torch.float64)
+        return [float(2 * sde.drift_coef(tt) * v[0] + sde.sde(torch.ones(1, dtype=torch.float64), tt)[1] ** 2)]
+
+    ts = [0.01 * sde.T, 0.3 * sde.T, sde.T]
+    sol = solve_ivp(rhs, (0.0, sde.T), [0.0], t_eval=ts, rtol=1e-10, atol=1e-12)
+    for t, v in zip(ts, sol.y[0]):
+        assert float(sde.var(torch.tensor(t, dtype=torch.float64))) == pytest.approx(v, rel=1e-6, abs=1e-10)
+
+
+@pytest.mark.parametrize("name", [n for n in PROCESSES if n.startswith("ve")])
+def test_ve_g_matches_sigma(name):
+    """g² = d sigma²/dt for every VE variant (the public-code bug: g of sigma², not of sigma)."""
+    sde = PROCESSES[name]
+    t = torch.linspace(0.05, 0.95, 19, dtype=torch.float64) * sde.T
+    h = 1e-6
+    assert torch.allclose(sde.g2(t), (sde.var(t + h) - sde.var(t - h)) / (2 * h), rtol=1e-5)
+
+
+def test_power_vp_with_rho_one_is_the_linear_vp():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    a, b = sde_lib.VPPower(beta_a=19.9, beta_b=0.1, rho=1.0), sde_lib.VP(beta_min=0.1, beta_max=20.0)
+    assert torch.allclose(a.var(t), b.var(t)) and torch.allclose(a.g2(t), b.g2(t))
+
+
+def test_quadratic_time_law():
+    sde = sde_lib.build({"name": "ou", "T": 5.0, "eps": 1e-3, "beta": 2.0, "time_law": "quadratic"})
+    u = torch.rand(100000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = sde.sample_time(u)
+    assert float(t.min()) >= 1e-3 and float(t.max()) <= 5.0
+    assert float((t < 5.0 / 4).double().mean()) == pytest.approx(0.5, abs=0.01)  # P(u² < 1/4) = 1/2
+    assert sde_lib.relevant({"name": "ou", "T": 5.0, "eps": 1e-3, "beta": 2.0, "time_law": "uniform"}) == \
+        {"name": "ou", "T": 5.0, "eps": 1e-3, "beta": 2.0}
 
 
 @pytest.mark.parametrize("name", PROCESSES)

@@ -17,6 +17,7 @@ import torch
 class SDE(ABC):
     T: float = 1.0
     eps: float = 1e-3
+    time_law: str = "uniform"  # training times: uniform on [eps, T], or quadratic (eps + (T-eps) u²)
 
     @abstractmethod
     def log_mean(self, t: torch.Tensor) -> torch.Tensor:
@@ -39,6 +40,16 @@ class SDE(ABC):
 
     def sde(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _bcast(self.drift_coef(t), x) * x, torch.sqrt(self.g2(t))
+
+    def reverse_drift(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor,
+                      probability_flow: bool = False) -> torch.Tensor:
+        """Drift of the reverse-time SDE f - g² score (or of the PF ODE, f - g²/2 score), in forward time."""
+        g2 = _bcast(self.g2(t), x)
+        return _bcast(self.drift_coef(t), x) * x - (0.5 if probability_flow else 1.0) * g2 * score
+
+    def sample_time(self, u: torch.Tensor) -> torch.Tensor:
+        """Training-time law: maps u ~ U[0, 1) to t in [eps, T]; quadratic matches the quadratic grid."""
+        return self.eps + (self.T - self.eps) * (u**2 if self.time_law == "quadratic" else u)
 
     def prior_std(self) -> float:
         """Std of x_T for unit-variance data (the stages normalize every band to unit variance)."""
@@ -129,20 +140,113 @@ class OU(SDE):
         return -torch.expm1(-self.beta * t)
 
 
+@dataclass(frozen=True)
+class VPExp(VP):
+    """Gao–Nguyen–Zhu VP with exponential beta(t) = beta_min (beta_max/beta_min)^(t/T)."""
+
+    def _rate(self):
+        return math.log(self.beta_max / self.beta_min) / self.T
+
+    def beta(self, t):
+        return self.beta_min * torch.exp(self._rate() * t)
+
+    def log_mean(self, t):  # -1/2 ∫_0^t beta
+        return -0.5 * self.beta_min * torch.expm1(self._rate() * t) / self._rate()
+
+
+@dataclass(frozen=True)
+class VPPower(VP):
+    """Gao–Nguyen–Zhu VP with beta(t) = (beta_b + beta_a t)^rho (rho = 1: Song's linear VP)."""
+
+    beta_a: float = 4.4
+    beta_b: float = 0.3
+    rho: float = 2.0
+
+    def beta(self, t):
+        return (self.beta_b + self.beta_a * t) ** self.rho
+
+    def log_mean(self, t):
+        r = self.rho + 1
+        return -0.5 * ((self.beta_b + self.beta_a * t) ** r - self.beta_b**r) / (self.beta_a * r)
+
+
+@dataclass(frozen=True)
+class VELinear(SDE):
+    """VE with constant g: sigma(t)² = sigma_max² t / T, g² = sigma_max² / T (Gao–Nguyen–Zhu)."""
+
+    sigma_max: float = 50.0
+
+    def log_mean(self, t):
+        return torch.zeros_like(t)
+
+    def drift_coef(self, t):
+        return torch.zeros_like(t)
+
+    def g2(self, t):
+        return torch.full_like(t, self.sigma_max**2 / self.T)
+
+    def var(self, t):
+        return self.sigma_max**2 * t / self.T
+
+
+@dataclass(frozen=True)
+class VEQuadratic(VELinear):
+    """VE with g = sqrt(2 c t): sigma(t)² = c t², c = sigma_max² / T² (Gao–Nguyen–Zhu)."""
+
+    def g2(self, t):
+        return 2 * self.sigma_max**2 * t / self.T**2
+
+    def var(self, t):
+        return self.sigma_max**2 * (t / self.T) ** 2
+
+
+@dataclass(frozen=True)
+class VEPower(VELinear):
+    """VE with rho-power sigma(t) = (sigma_min^(1/rho) + t/T (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho.
+
+    g² = d sigma²/dt = 2 rho sigma^(2 - 1/rho) (sigma_max^(1/rho) - sigma_min^(1/rho)) / T, and the
+    marginal variance is sigma(t)² - sigma_min² (zero at t = 0).
+    """
+
+    sigma_min: float = 0.01
+    rho: float = 7.0
+
+    def _span(self):
+        return (self.sigma_max ** (1 / self.rho) - self.sigma_min ** (1 / self.rho)) / self.T
+
+    def sigma(self, t):
+        return (self.sigma_min ** (1 / self.rho) + t * self._span()) ** self.rho
+
+    def g2(self, t):
+        return 2 * self.rho * self.sigma(t) ** (2 - 1 / self.rho) * self._span()
+
+    def var(self, t):
+        return self.sigma(t) ** 2 - self.sigma_min**2
+
+
 REGISTRY: dict[str, tuple[type[SDE], tuple[str, ...]]] = {
     "vp": (VP, ("beta_min", "beta_max")),
     "subvp": (SubVP, ("beta_min", "beta_max")),
     "ve": (VE, ("sigma_min", "sigma_max")),
     "ou": (OU, ("beta",)),
+    "vp_exp": (VPExp, ("beta_min", "beta_max")),
+    "vp_power": (VPPower, ("beta_a", "beta_b", "rho")),
+    "ve_linear": (VELinear, ("sigma_max",)),
+    "ve_quadratic": (VEQuadratic, ("sigma_max",)),
+    "ve_power": (VEPower, ("sigma_min", "sigma_max", "rho")),
 }
 
 
 def relevant(cfg: dict) -> dict:
     """The config keys that the named process actually uses (so others trigger no reruns)."""
     cls, keys = REGISTRY[cfg["name"]]
-    return {"name": cfg["name"], "T": cfg["T"], "eps": cfg["eps"], **{k: cfg[k] for k in keys}}
+    out = {"name": cfg["name"], "T": cfg["T"], "eps": cfg["eps"], **{k: cfg[k] for k in keys}}
+    if cfg.get("time_law", "uniform") != "uniform":
+        out["time_law"] = cfg["time_law"]
+    return out
 
 
 def build(cfg: dict) -> SDE:
     cls, keys = REGISTRY[cfg["name"]]
-    return cls(T=cfg["T"], eps=cfg["eps"], **{k: cfg[k] for k in keys})
+    return cls(T=cfg["T"], eps=cfg["eps"], time_law=cfg.get("time_law", "uniform"),
+               **{k: cfg[k] for k in keys})
