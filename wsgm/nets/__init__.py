@@ -1,4 +1,4 @@
-"""Score networks."""
+"""Score networks: the U-Net and exact Gaussian ε-models."""
 
 from wsgm.nets.unet import UNet, count_parameters
 
