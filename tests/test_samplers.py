@@ -122,3 +122,14 @@ def test_sampling_is_deterministic():
     a = sample(eps, sde, (8, 1, 4, 4), 5, generator=torch.Generator().manual_seed(3))
     b = sample(eps, sde, (8, 1, 4, 4), 5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_sampling_spec_keeps_only_the_chosen_samplers_keys():
+    from wsgm.samplers import options, relevant
+
+    cfg = {"sampler": "em", "time_grid": "uniform", "snr": 0.1, "corrector_steps": 2, "rtol": 1e-4,
+           "denoise": True, "n_samples": 4, "batch_size": 4}
+    assert set(relevant(cfg)) == {"sampler", "time_grid", "denoise", "n_samples", "batch_size"}
+    assert {"snr", "corrector_steps"} <= set(relevant({**cfg, "sampler": "pc"}))
+    assert options({**cfg, "sampler": "rk45"}) == {"snr": 0.1, "corrector_steps": 2, "denoise": True,
+                                                   "rtol": 1e-4, "atol": 1e-4}

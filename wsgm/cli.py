@@ -103,15 +103,19 @@ def cmd_decompose(args):
 
 
 def cmd_train(args):
-    from wsgm.train import train
+    from wsgm.train import train, write_loss_curve
 
     spec, cfg = _spec(args, lambda cfg: specs.train(cfg, args.experiment, args.scale))
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     out = Path(args.out or specs.model_paths(cfg, spec["experiment"])[spec["scale"]])
     ckpt = Path(args.checkpoint or specs.checkpoint_path(spec["experiment"], spec["scale"]))
     device = _device(spec)
+    if int(__import__("os").environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes outputs
+        train(spec, store, out, ckpt, device)
+        return
     run_stage("train", spec, {"store": store}, {"weights": (out, False)},
               lambda t: train(spec, store, t["weights"], ckpt, device), str(device))
+    write_loss_curve(out)
 
 
 def cmd_sample(args):

@@ -39,6 +39,24 @@ def time_grid(sde: SDE, steps: int, kind: str = "uniform") -> torch.Tensor:
     return sde.eps + (sde.T - sde.eps) * u
 
 
+def options(sampling: dict) -> dict:
+    """Keyword arguments of ``sample`` from an experiment's ``sampling`` config (absent keys: defaults)."""
+    keys = {"snr": "snr", "corrector_steps": "corrector_steps", "denoise": "denoise", "rtol": "rtol"}
+    out = {arg: sampling[key] for key, arg in keys.items() if key in sampling}
+    if "rtol" in out:
+        out["atol"] = out["rtol"]
+    return out
+
+
+SAMPLER_KEYS = {"pc": ("snr", "corrector_steps"), "rk45": ("rtol",)}
+
+
+def relevant(sampling: dict) -> dict:
+    """The sampling config minus the keys its sampler ignores (so they trigger no reruns)."""
+    unused = {k for name, keys in SAMPLER_KEYS.items() if name != sampling.get("sampler") for k in keys}
+    return {k: v for k, v in sampling.items() if k not in unused}
+
+
 class _Counted:
     """eps_fn at a scalar time, as a score, counting evaluations."""
 

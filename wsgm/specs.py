@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from wsgm import samplers
 from wsgm import sde as sde_lib
 from wsgm.provenance import code_hash
 
@@ -68,7 +69,7 @@ def train(cfg: dict, exp_name: str, scale: int) -> dict:
 def sample(cfg: dict, exp_name: str, steps: int) -> dict:
     exp = experiment(cfg, exp_name)
     ds = cfg["datasets"][exp["dataset"]]
-    sampling = {k: v for k, v in exp["sampling"].items() if k != "steps"}
+    sampling = samplers.relevant({k: v for k, v in exp["sampling"].items() if k != "steps"})
     return {"stage": "sample", "experiment": exp_name, "steps": steps, "J": exp["J"],
             "wavelet": exp["wavelet"], "sde": sde_lib.relevant(exp["sde"]), "sampling": sampling,
             "shape": [sampling["n_samples"], ds["channels"], ds["size"], ds["size"]],
