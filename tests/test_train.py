@@ -153,3 +153,24 @@ def test_chunk_batches_stream(tiny_store):
         assert torch.equal(next(resumed)[0], batches[k][0])
     halves = [next(iter(ChunkBatches(store, 2, 1, 16, seed=7, rank=r, world=2)))[0] for r in (0, 1)]
     assert torch.equal(torch.stack(halves, 1).flatten(0, 1), batches[0][0])
+
+
+def test_ddp_two_processes_on_cpu(tmp_path, tiny_store):
+    """torchrun --nproc_per_node 2 (gloo): rank 0 alone writes the weights, record and loss curve."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    _, store = tiny_store
+    out = tmp_path / "w.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "wsgm", "train", "--config", str(REPO / "config" / "test.yaml"), "--experiment", "wsgm",
+           "--scale", "2", "--store", str(store), "--out", str(out), "--checkpoint", str(tmp_path / "ck.pt")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights = torch.load(out, weights_only=True)
+    assert len(weights["losses"]) == 30 and all(np.isfinite(weights["losses"]))
+    assert (tmp_path / "w.loss.csv").exists() and (tmp_path / "w.pt.prov.json").exists()
+    assert "world_size" in (tmp_path / "w.pt.prov.json").read_text()
