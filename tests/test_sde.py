@@ -117,3 +117,18 @@ def test_relevant_params_only():
            "sigma_min": 0.01, "sigma_max": 50}
     assert set(sde_lib.relevant(cfg)) == {"name", "T", "eps", "sigma_min", "sigma_max"}
     assert isinstance(sde_lib.build(cfg), sde_lib.VE)
+
+
+def test_config_rejects_inverted_noise_range():
+    from wsgm import config as config_lib
+
+    base = {"datasets": {"d": {"kind": "gaussian", "size": 8}},
+            "experiments": {"e": {"dataset": "d", "net": {"channel_mult": [1]}}}}
+    config_lib.check(base)
+    bad = {**base, "experiments": {"e": {**base["experiments"]["e"],
+                                         "sde": {"name": "ve_power", "sigma_min": 5.0, "sigma_max": 1.0}}}}
+    with pytest.raises(config_lib.ConfigError, match="sigma_max > sigma_min"):
+        config_lib.check(bad)
+    bad = {**base, "experiments": {"e": {**base["experiments"]["e"], "sde": {"eps": 2.0}}}}
+    with pytest.raises(config_lib.ConfigError, match="eps=2.0 must be below T"):
+        config_lib.check(bad)

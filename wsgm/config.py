@@ -108,6 +108,16 @@ def _check_semantics(cfg: dict) -> None:
                 f"config error at '{key}.J': J={J} is too large for {size}x{size} images "
                 f"(the coarsest scale must be an integer size of at least {max(need, 2)} pixels "
                 f"for a net with {levels} levels). Fix: set J <= {max_j}")
+        sde = exp["sde"]
+        if sde["name"] in ("ve", "ve_power") and sde["sigma_min"] >= sde["sigma_max"]:
+            raise ConfigError(
+                f"config error at '{key}.sde.sigma_max': {sde['name']} needs sigma_max > sigma_min, got "
+                f"{sde['sigma_max']} <= {sde['sigma_min']}. Fix: raise sigma_max (data std is 1 after "
+                "normalization, so sigma_max >> 1)")
+        if sde["eps"] >= sde["T"]:
+            raise ConfigError(
+                f"config error at '{key}.sde.eps': eps={sde['eps']} must be below T={sde['T']}. "
+                "Fix: use a small eps such as 0.001")
         if (size // 2**J) % need:
             raise ConfigError(
                 f"config error at '{key}.net.channel_mult': {levels} levels need image sides "
