@@ -8,8 +8,8 @@
   with x̂_0 the denoised estimate (the WSGM code's sampler, for any linear process);
 - ``pc``: predictor–corrector: ``corrector_steps`` Langevin corrector steps with the
   signal-to-noise step rule (Song et al. 2021) at each time, then an EM predictor step;
-- ``pf_ode``: Euler on the probability-flow ODE; ``heun``: Heun (2nd order, 2 evaluations per step
-  except the last); ``rk45``: adaptive Dormand–Prince (scipy) on the PF ODE, ``steps`` unused,
+- ``pf_ode``: Euler on the probability-flow ODE; ``heun``: Heun (2nd order, 2 evaluations per
+  step); ``rk45``: adaptive Dormand–Prince (scipy) on the PF ODE, ``steps`` unused,
   tolerance ``rtol``/``atol``.
 
 ``denoise`` adds a final Tweedie step x̂_0 = (x - s ε)/m at t = eps (one more evaluation). The
