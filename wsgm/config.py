@@ -108,6 +108,12 @@ def _check_semantics(cfg: dict) -> None:
                 f"config error at '{key}.J': J={J} is too large for {size}x{size} images "
                 f"(the coarsest scale must be an integer size of at least {max(need, 2)} pixels "
                 f"for a net with {levels} levels). Fix: set J <= {max_j}")
+        for steps in exp["sampling"]["steps"]:
+            if isinstance(steps, list) and len(steps) != J + 1:
+                raise ConfigError(
+                    f"config error at '{key}.sampling.steps': the per-scale list {steps} has "
+                    f"{len(steps)} entries but J={J} needs J+1 = {J + 1} (scales 0..J, finest first). "
+                    "Fix: give one number per scale, or a single integer for all scales")
         if (size // 2**J) % need:
             raise ConfigError(
                 f"config error at '{key}.net.channel_mult': {levels} levels need image sides "

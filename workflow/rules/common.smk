@@ -18,7 +18,7 @@ ENV = "../../environment.yml"
 wildcard_constraints:
     j=r"\d+",
     J=r"\d+",
-    steps=r"\d+",
+    steps=r"\d+(-\d+)*",
 
 
 def spec_param(stage, **keys):
@@ -36,3 +36,8 @@ def dataset_source(w):
     """A user's .npz file is an input (its mtime triggers a rebuild); simulations have none."""
     ds = config["datasets"][w.dataset]
     return [ds["path"]] if ds["kind"] == "npz" else []
+
+
+def inception_weights(w):
+    """The fetched Inception weights, when FID/KID use Inception and no local copy is configured."""
+    return [specs.INCEPTION_WEIGHTS] if specs.uses_inception(config) else []
