@@ -102,8 +102,8 @@ def test_nan_samples_are_a_one_line_error(tmp_path, tiny_config, tiny_store, ref
 def test_missing_inception_weights_stops_evaluation_cleanly(tmp_path, tiny_config, tiny_store, reference, capsys):
     data, _ = tiny_store
     samples = _samples(tmp_path / "s.zarr", data)
+    tiny_config["fid"] |= {"extractor": "inception-v3-compat", "weights": str(tmp_path / "no.pth")}
     spec = specs.evaluate(tiny_config, "wsgm", 4)
-    spec["fid"] = {**spec["fid"], "extractor": "inception-v3-compat", "weights": str(tmp_path / "no.pth")}
     out = tmp_path / "m.json"
     rc = main(["evaluate", "--spec", json.dumps(spec), "--samples", str(samples), "--data", str(data),
                "--reference", str(reference), "--out", str(out)])

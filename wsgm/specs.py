@@ -81,10 +81,17 @@ def steps_label(steps: int | str | list[int]) -> str:
     return str(steps) if isinstance(steps, int) else "-".join(map(str, steps))
 
 
-def fid(cfg: dict) -> dict:
-    """The feature-space settings; an empty ``weights`` means the copy fetched into resources/."""
-    out = dict(cfg["fid"])
-    out["weights"] = out["weights"] or INCEPTION_WEIGHTS
+FID_KEYS = {"reference": ("extractor", "weights", "sha256", "url", "range", "n_reference"),
+            "evaluate": ("extractor", "weights", "sha256", "url", "range", "kid_subsets", "kid_subset_size")}
+
+
+def fid(cfg: dict, stage: str) -> dict:
+    """The feature-space settings a stage reads; empty ``weights`` = the copy fetched into resources/."""
+    out = {k: cfg["fid"][k] for k in FID_KEYS[stage]}
+    if out["extractor"] != "inception-v3-compat":  # weights and range mean nothing to the others
+        out = {k: v for k, v in out.items() if k not in ("weights", "sha256", "url", "range")}
+    else:
+        out["weights"] = out["weights"] or INCEPTION_WEIGHTS
     return out
 
 
@@ -102,14 +109,14 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
 def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
     return {"stage": "evaluate", "experiment": exp_name, "steps": parse_steps(steps), "J": exp["J"],
-            "metrics": exp["metrics"], "fid": fid(cfg), "seed": cfg["seed"], "code": _code("evaluate")}
+            "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"], "code": _code("evaluate")}
 
 
 def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
     """Real-data statistics at resolutions 0..J: depends on the data, wavelet, J and feature space."""
     if dataset_name not in cfg["datasets"]:
         raise KeyError(f"dataset {dataset_name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
-    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": J, "fid": fid(cfg),
+    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": J, "fid": fid(cfg, "reference"),
             "device": cfg["device"], "code": _code("reference")}
 
 
