@@ -120,6 +120,11 @@ def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
             "device": cfg["device"], "code": _code("reference")}
 
 
+def inception_inputs(cfg: dict) -> list[str]:
+    """The fetched Inception weights as a rule input, when the config needs them."""
+    return [INCEPTION_WEIGHTS] if uses_inception(cfg) else []
+
+
 def uses_inception(cfg: dict) -> bool:
     """Whether some experiment scores FID/KID with Inception weights that the fetch rule provides."""
     return cfg["fid"]["extractor"] == "inception-v3-compat" and not cfg["fid"]["weights"] and any(

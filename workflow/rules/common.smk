@@ -36,8 +36,3 @@ def dataset_source(w):
     """A user's .npz file is an input (its mtime triggers a rebuild); simulations have none."""
     ds = config["datasets"][w.dataset]
     return [ds["path"]] if ds["kind"] == "npz" else []
-
-
-def inception_weights(w):
-    """The fetched Inception weights, when FID/KID use Inception and no local copy is configured."""
-    return [specs.INCEPTION_WEIGHTS] if specs.uses_inception(config) else []

@@ -3,7 +3,7 @@ rule reference:
     input:
         data=specs.data_path("{dataset}"),
         record=record(specs.data_path("{dataset}")),
-        weights=inception_weights,
+        weights=lambda w: specs.inception_inputs(config),
     output:
         reference="results/reference/{dataset}/{wavelet}_J{J}.npz",
         record="results/reference/{dataset}/{wavelet}_J{J}.npz.prov.json",
@@ -31,7 +31,7 @@ rule evaluate:
         samples="results/samples/{experiment}/steps{steps}.zarr",
         data=lambda w: specs.data_path(specs.experiment(config, w.experiment)["dataset"]),
         reference=lambda w: specs.reference_path(config, w.experiment),
-        weights=inception_weights,
+        weights=lambda w: specs.inception_inputs(config),
     output:
         metrics="results/metrics/{experiment}/steps{steps}.json",
         record="results/metrics/{experiment}/steps{steps}.json.prov.json",
@@ -61,6 +61,8 @@ rule fetch_inception:
     params:
         url=config["fid"]["url"],
         sha256=config["fid"]["sha256"],
+    conda:
+        ENV
     log:
         "results/logs/fetch_inception.log",
     shell:
