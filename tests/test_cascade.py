@@ -109,3 +109,17 @@ def test_super_resolution_keeps_the_real_lowpass(tmp_path, tiny_config, tiny_mod
     assert np.allclose(g["x2"][:], lowpass(real, 2, "haar").numpy(), atol=1e-5)
     assert np.allclose(lowpass(torch.from_numpy(g["x0"][:]), 2, "haar").numpy(), g["x2"][:], atol=1e-4)
     assert g.attrs["mode"] == "superres" and g.attrs["cost"]["nfe_per_scale"] == [2, 2, 0]
+
+
+def test_per_scale_step_lists_are_checked_and_labelled(tiny_config):
+    from wsgm import config as config_lib
+
+    raw = {"datasets": {"d": {"kind": "gaussian", "size": 16}},
+           "experiments": {"w": {"dataset": "d", "J": 2, "sampling": {"steps": [4, [8, 4, 2]]}}}}
+    cfg = config_lib.check(raw)
+    assert [specs.samples_path("w", s) for s in cfg["experiments"]["w"]["sampling"]["steps"]] == [
+        "results/samples/w/steps4.zarr", "results/samples/w/steps8-4-2.zarr"]
+    assert specs.sample(cfg, "w", "8-4-2")["steps"] == [8, 4, 2]
+    raw["experiments"]["w"]["sampling"]["steps"] = [[8, 4]]
+    with pytest.raises(config_lib.ConfigError, match="needs J\\+1 = 3"):
+        config_lib.check(raw)

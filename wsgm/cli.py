@@ -155,13 +155,15 @@ def cmd_evaluate(args):
     reference = Path(args.reference or specs.reference_path(cfg, spec["experiment"]))
     out = Path(args.out or specs.metrics_path(spec["experiment"], spec["steps"]))
 
+    device = _device(spec)
+
     def work(t):
-        result = evaluate(spec, samples, data, reference)
+        result = evaluate(spec, samples, data, reference, device)
         t["metrics"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         return {"metrics": {k: v for k, v in result["metrics"].items() if not isinstance(v, list)}}
 
     run_stage("evaluate", spec, {"samples": samples, "data": data, "reference": reference},
-              {"metrics": (out, False)}, work)
+              {"metrics": (out, False)}, work, str(device))
 
 
 def cmd_report(args):

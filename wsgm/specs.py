@@ -109,7 +109,8 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
 def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
     return {"stage": "evaluate", "experiment": exp_name, "steps": parse_steps(steps), "J": exp["J"],
-            "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"], "code": _code("evaluate")}
+            "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"],
+            "device": cfg["device"], "code": _code("evaluate")}
 
 
 def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
