@@ -123,3 +123,30 @@ def test_per_scale_step_lists_are_checked_and_labelled(tiny_config):
     raw["experiments"]["w"]["sampling"]["steps"] = [[8, 4]]
     with pytest.raises(config_lib.ConfigError, match="needs J\\+1 = 3"):
         config_lib.check(raw)
+
+
+def test_sgm_path_with_the_exact_score_reproduces_a_coloured_spectrum(tiny_config):
+    """J = 0 through the same cascade: the exact ε of a stationary Gaussian field (Fourier-diagonal,
+    ε̂ = s x̂_t / (m² P/σ² + s²) in the normalized space) must give back the field's spectrum."""
+    from wsgm import sde as sde_lib
+    from wsgm.cascade import cascade
+    from wsgm.data import gaussian
+    from wsgm.metrics.spectrum import power_spectrum, radial_average
+
+    p = torch.from_numpy(gaussian.power_spectrum(16, xi=4.0, eta=2.0))
+    spec = specs.sample(tiny_config, "sgm", 200)
+    spec["sde"] = {"name": "vp", "beta_min": 0.1, "beta_max": 20.0, "T": 1.0, "eps": 1e-3}
+    sde = sde_lib.build(spec["sde"])
+    sigma = 2.0
+
+    def model(x, t, cond):
+        m, s = (float(v[0]) for v in sde.marginal(t.double()))
+        gain = s / (m**2 * p / sigma**2 + s**2)
+        return torch.fft.ifft2(gain * torch.fft.fft2(x.double())).real.to(x.dtype)
+
+    stats = {"low0": {"mean": [0.0], "std": [sigma]}}
+    xs = cascade([model], stats, spec, 3000, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert set(xs) == {0}
+    emp, exact = power_spectrum(xs[0].numpy())[1:], radial_average(p.numpy())[1:]
+    assert exact[0] / exact[-1] > 20  # coloured: a wrong scale or normalization would show
+    assert np.allclose(emp, exact, rtol=0.1), emp / exact
