@@ -52,9 +52,8 @@ class Counter:
 
 
 def lowpass(x: torch.Tensor, levels: int, wavelet: str) -> torch.Tensor:
-    for _ in range(levels):
-        x, _details = wavelets.dwt2(x, wavelet)
-    return x
+    """The level-``levels`` low-pass: the x_J a real image would have (super-resolution start)."""
+    return wavelets.wavedec2(x, wavelet, levels)[0]
 
 
 def cascade(models: list, stats: dict, spec: dict, n: int, generator: torch.Generator,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wsgm.data.store import StoreError, open_group
+from wsgm.data.store import open_group
 from wsgm.metrics import fid as fid_lib
 from wsgm.metrics import reference as ref_lib
 from wsgm.metrics.physics import DEFINITIONS as PHYSICS_DEFINITIONS
@@ -108,5 +108,3 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
             "metrics": final["metrics"], "spectra": final["spectra"], "scales": scales,
             "definitions": defs, "cost": cost, "evaluate_wall_s": time.perf_counter() - t0}
 
-
-__all__ = ["EvaluationError", "StoreError", "evaluate", "score"]

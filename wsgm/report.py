@@ -21,7 +21,6 @@ import numpy as np  # noqa: E402
 from wsgm.data.store import read_array  # noqa: E402
 
 log = logging.getLogger("wsgm.report")
-LOWER_IS_BETTER = True  # every metric plotted is a distance or an error
 
 
 def _label(name: str, J: int) -> str:

@@ -31,9 +31,7 @@ PIXELS_PER_IMAGE = 4096  # pixel values kept per image for the quantiles
 
 def lowpass(x: torch.Tensor, k: int, wavelet: str) -> torch.Tensor:
     """The level-k wavelet low-pass (orthonormal: the cascade's x_k convention)."""
-    for _ in range(k):
-        x, _details = wavelets.dwt2(x, wavelet)
-    return x
+    return wavelets.wavedec2(x, wavelet, k)[0]
 
 
 def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu") -> dict:
