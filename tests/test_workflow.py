@@ -91,9 +91,10 @@ def tiny():
 
 
 def test_full_run_makes_the_report_and_a_second_run_does_nothing(project):
-    for name in ("quality_vs_steps.png", "samples.png", "spectra.png", "summary.json"):
+    for name in ("quality_vs_steps.png", "samples.png", "spectra.png", "summary.json",
+                 "quality_per_scale.svg", "samples_per_steps.png", "best.html"):
         path = project / "results" / "report" / name
-        assert path.stat().st_size > 1000 or name.endswith(".json"), name
+        assert path.stat().st_size > 1000 or name.endswith((".json", ".html")), name
         assert (path.parent / f"{name}.prov.json").exists()
     summary = json.loads((project / "results" / "report" / "summary.json").read_text())
     assert set(summary["table"]) == {"sgm", "wsgm"}
@@ -124,8 +125,8 @@ def test_changing_a_width_retrains_only_that_experiment(project, tiny):
 def test_changing_the_dataset_reruns_everything(project, tiny):
     cfg = json.loads(json.dumps(tiny))
     cfg["datasets"]["tiny"]["n"] = 96
-    assert rules(planned(project, cfg)) == {"make_dataset": 1, "decompose": 2, "train_scale": 4,
-                                            "sample": 4, "evaluate": 4, "report": 1}
+    assert rules(planned(project, cfg)) == {"make_dataset": 1, "decompose": 2, "reference": 2,
+                                            "train_scale": 4, "sample": 4, "evaluate": 4, "report": 1}
 
 
 @pytest.mark.parametrize("module, expected", [

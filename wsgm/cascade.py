@@ -1,24 +1,29 @@
 """WSGM coarse-to-fine sampling: x_J from model J, then x̄_{j+1} | x_{j+1} and one inverse DWT.
 
-Everything stays on the device from the prior draw to the finest image; every intermediate
-resolution x_k is returned so it can be scored. J = 0 is plain SGM through the same code.
+Everything stays on the device from the prior draw to the finest image (one copy to the host per
+batch, to write it); every intermediate resolution x_k is returned so it can be scored. J = 0 is
+plain SGM through the same code. Super-resolution starts from the real level-J low-pass of given
+images instead of drawing it, and samples only the detail bands.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import zarr
+from tqdm import tqdm
 
 from wsgm import sde as sde_lib
 from wsgm import wavelets
-from wsgm.data.store import create_array
+from wsgm.data.store import StoreError, create_array, open_group
 from wsgm.decompose import read_stats
 from wsgm.runtime import derive_seed
+from wsgm.samplers import options as sampler_options
 from wsgm.samplers import sample as reverse_sample
 from wsgm.train import band_pair, load_model, normalize
 
@@ -34,23 +39,54 @@ def steps_per_scale(steps: int | list[int], J: int) -> list[int]:
     return list(steps)
 
 
-def cascade(models: list[torch.nn.Module], stats: dict, spec: dict, n: int,
-            generator: torch.Generator, device: torch.device) -> dict[int, torch.Tensor]:
-    """Draw n samples; returns {k: x_k} for k = J..0 (de-normalized, on ``device``)."""
+class Counter:
+    """Wraps an ε-predictor and counts network evaluations per sample (works for any sampler)."""
+
+    def __init__(self) -> None:
+        self.per_scale: dict[int, int] = {}
+
+    def wrap(self, j: int, eps_fn):
+        def counted(x, t):
+            self.per_scale[j] = self.per_scale.get(j, 0) + 1
+            return eps_fn(x, t)
+        return counted
+
+
+def lowpass(x: torch.Tensor, levels: int, wavelet: str) -> torch.Tensor:
+    """The level-``levels`` low-pass: the x_J a real image would have (super-resolution start)."""
+    return wavelets.wavedec2(x, wavelet, levels)[0]
+
+
+def cascade(models: list, stats: dict, spec: dict, n: int, generator: torch.Generator,
+            device: torch.device, start: torch.Tensor | None = None,
+            counter: Counter | None = None) -> dict[int, torch.Tensor]:
+    """Draw n samples; returns {k: x_k} for k = J..0 (de-normalized, on ``device``).
+
+    ``models[j](x, t, cond)`` is model j's ε-predictor. ``start`` (n×C×L/2^J×L/2^J, the real
+    level-J low-pass) replaces the draw of x_J: super-resolution.
+    """
     J, wavelet = spec["J"], spec["wavelet"]
     sde = sde_lib.build(spec["sde"])
     sampling = spec["sampling"]
     steps = steps_per_scale(spec["steps"], J)
     channels, size = spec["shape"][1], spec["shape"][2]
+    counter = counter or Counter()
 
     def draw(j: int, shape: tuple[int, ...], cond: torch.Tensor | None) -> torch.Tensor:
         model = models[j]
-        return reverse_sample(lambda x, t: model(x, t, cond), sde, shape, steps[j],
-                              sampling["sampler"], sampling["time_grid"], generator, device)
+        eps_fn = counter.wrap(j, lambda x, t: model(x, t, cond))
+        return reverse_sample(eps_fn, sde, shape, steps[j], sampling["sampler"],
+                              sampling["time_grid"], generator, device, **sampler_options(sampling))
 
     coarse = size // 2**J
-    target, _ = band_pair(J, J)
-    x = normalize(draw(J, (n, channels, coarse, coarse), None), stats[target], inverse=True)
+    if start is not None:
+        if tuple(start.shape) != (n, channels, coarse, coarse):
+            raise ValueError(f"super-resolution needs {n}x{channels}x{coarse}x{coarse} low-pass images, "
+                             f"got {tuple(start.shape)}")
+        x = start.to(device)
+    else:
+        target, _ = band_pair(J, J)
+        x = normalize(draw(J, (n, channels, coarse, coarse), None), stats[target], inverse=True)
     out = {J: x}
     for j in range(J - 1, -1, -1):
         target, cond_name = band_pair(J, j)
@@ -61,32 +97,66 @@ def cascade(models: list[torch.nn.Module], stats: dict, spec: dict, n: int,
     return out
 
 
-def run(spec: dict, store: Path, model_paths: list[Path], out: Path, device: torch.device) -> dict:
-    """Sample ``spec['sampling']['n_samples']`` images in batches into the Zarr store ``out``."""
+def run(spec: dict, store: Path, model_paths: list[Path], out: Path, device: torch.device,
+        lowres: Path | None = None, offset: int = 0) -> dict:
+    """Sample ``spec['sampling']['n_samples']`` images in batches into the Zarr store ``out``.
+
+    With ``lowres`` (a dataset store), super-resolve images offset.. of it: x_J is their real
+    level-J low-pass and only the detail bands are sampled (J >= 1).
+    """
     J = spec["J"]
     if len(model_paths) != J + 1:
         raise ValueError(f"need J+1 = {J + 1} model files (scales 0..J), got {len(model_paths)}")
+    if lowres is not None and J == 0:
+        raise StoreError("super-resolution needs a wavelet cascade (J >= 1); this experiment has J = 0")
     models = [load_model(p, device)[0] for p in model_paths]
     stats = read_stats(store)
     n_total, batch = spec["sampling"]["n_samples"], spec["sampling"]["batch_size"]
+    source = None
+    if lowres is not None:
+        source = open_group(lowres, "x")["x"]
+        if source.shape[0] < offset + n_total or tuple(source.shape[1:]) != tuple(spec["shape"][1:]):
+            raise StoreError(f"{lowres} holds {source.shape[0]} images of shape {tuple(source.shape[1:])}; "
+                             f"super-resolution needs {offset + n_total} of shape {tuple(spec['shape'][1:])}. "
+                             "Fix: lower --offset or sampling.n_samples, or use a matching dataset")
     gen = torch.Generator(device=device).manual_seed(
-        derive_seed(spec["seed"], "sample", spec["experiment"], spec["steps"]))
+        derive_seed(spec["seed"], "sample", spec["experiment"], spec["steps"],
+                    *(() if lowres is None else ("superres", offset))))
     group = zarr.open_group(str(out), mode="w-")
     channels, size = spec["shape"][1], spec["shape"][2]
     arrays = {k: create_array(group, f"x{k}", (n_total, channels, size // 2**k, size // 2**k), batch)
               for k in range(J + 1)}
+    counter = Counter()
+    finite = True
     t0 = time.perf_counter()
-    for start in range(0, n_total, batch):
-        n = min(batch, n_total - start)
-        for k, x in cascade(models, stats, spec, n, gen, device).items():
-            arrays[k][start:start + n] = x.float().cpu().numpy()
-        log.info("sampled %d/%d", start + n, n_total)
+    bar = tqdm(total=n_total, desc=f"sample {spec['experiment']} steps {spec['steps']}", unit="img",
+               disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    for begin in range(0, n_total, batch):
+        n = min(batch, n_total - begin)
+        start = None
+        if source is not None:
+            real = torch.from_numpy(np.asarray(source[offset + begin:offset + begin + n])).to(device)
+            start = lowpass(real, J, spec["wavelet"])
+        xs = cascade(models, stats, spec, n, gen, device, start, counter)
+        finite &= bool(torch.isfinite(xs[0]).all())
+        for k, x in xs.items():
+            arrays[k][begin:begin + n] = x.float().cpu().numpy()
+        bar.update(n)
+        log.info("sampled %d/%d", begin + n, n_total)
+    bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     steps = steps_per_scale(spec["steps"], J)
-    summary = {"wall_time_s": wall, "samples_per_s": n_total / wall, "nfe_per_sample": sum(steps),
-               "steps_per_scale": steps, "device": str(device)}
-    group.attrs.update({"J": J, "wavelet": spec["wavelet"], "cost": summary,
-                        "finite": bool(np.isfinite(arrays[0][:]).all())})
+    batches = -(-n_total // batch)
+    nfe = [counter.per_scale.get(j, 0) // batches for j in range(J + 1)]
+    summary = {"wall_time_s": wall, "samples_per_s": n_total / wall, "nfe_per_sample": sum(nfe),
+               "nfe_per_scale": nfe, "steps_per_scale": steps, "device": str(device),
+               "batch_size": batch, "batches": batches}
+    attrs = {"J": J, "wavelet": spec["wavelet"], "cost": summary, "finite": finite,
+             "mode": "generate" if lowres is None else "superres"}
+    if lowres is not None:
+        attrs["superres"] = {"source": str(lowres), "offset": offset,
+                             "note": "x{J} is the real low-pass of these images, not a sample"}
+    group.attrs.update(attrs)
     return summary

@@ -124,11 +124,30 @@ def cmd_sample(args):
     spec, cfg = _spec(args, lambda cfg: specs.sample(cfg, args.experiment, args.steps))
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
-    out = Path(args.out or specs.samples_path(spec["experiment"], spec["steps"]))
+    lowres = Path(args.lowres) if args.lowres else None
+    default_out = specs.superres_path if lowres else specs.samples_path
+    out = Path(args.out or default_out(spec["experiment"], spec["steps"]))
     device = _device(spec)
     inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
+    if lowres:
+        inputs["lowres"] = lowres
     run_stage("sample", spec, inputs, {"samples": (out, True)},
-              lambda t: run(spec, store, models, t["samples"], device), str(device))
+              lambda t: run(spec, store, models, t["samples"], device, lowres, args.offset), str(device))
+
+
+def cmd_reference(args):
+    from wsgm.metrics.reference import compute
+
+    def build(cfg):
+        exp = specs.experiment(cfg, args.experiment)
+        return specs.reference(cfg, exp["dataset"], exp["wavelet"], exp["J"])
+
+    spec, cfg = _spec(args, build)
+    data = Path(args.data or specs.data_path(spec["dataset"]))
+    out = Path(args.out or specs.reference_path(cfg, args.experiment))
+    device = _device(spec)
+    run_stage("reference", spec, {"data": data}, {"reference": (out, False)},
+              lambda t: compute(spec, data, t["reference"], device), str(device))
 
 
 def cmd_evaluate(args):
@@ -137,14 +156,18 @@ def cmd_evaluate(args):
     spec, cfg = _spec(args, lambda cfg: specs.evaluate(cfg, args.experiment, args.steps))
     samples = Path(args.samples or specs.samples_path(spec["experiment"], spec["steps"]))
     data = Path(args.data or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
+    reference = Path(args.reference or specs.reference_path(cfg, spec["experiment"]))
     out = Path(args.out or specs.metrics_path(spec["experiment"], spec["steps"]))
 
-    def work(t):
-        result = evaluate(spec, samples, data)
-        t["metrics"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        return {"metrics": result["metrics"]}
+    device = _device(spec)
 
-    run_stage("evaluate", spec, {"samples": samples, "data": data}, {"metrics": (out, False)}, work)
+    def work(t):
+        result = evaluate(spec, samples, data, reference, device)
+        t["metrics"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        return {"metrics": {k: v for k, v in result["metrics"].items() if not isinstance(v, list)}}
+
+    run_stage("evaluate", spec, {"samples": samples, "data": data, "reference": reference},
+              {"metrics": (out, False)}, work, str(device))
 
 
 def cmd_report(args):
@@ -153,7 +176,7 @@ def cmd_report(args):
     spec, cfg = _spec(args, specs.report)
     metrics = [Path(p) for p in (args.metrics or specs.all_metrics(cfg))]
     samples = {n: Path(p) for n, p in (dict(a.split("=", 1) for a in args.samples) if args.samples
-                                       else specs.grid_samples(cfg)).items()}
+                                       else specs.all_samples(cfg)).items()}
     data = {n: Path(p) for n, p in (dict(a.split("=", 1) for a in args.data) if args.data else
                                     {n: specs.data_path(e["dataset"]) for n, e in cfg["experiments"].items()}).items()}
     outdir = Path(args.outdir) if args.outdir else None
@@ -217,19 +240,27 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", help="resumable checkpoint (outside the declared outputs)")
     s = stage("sample", cmd_sample, "coarse-to-fine cascade sampling for one step count")
     s.add_argument("--experiment")
-    s.add_argument("--steps", type=int)
+    s.add_argument("--steps", help="steps at every scale (8), or per scale 0..J (8-8-32)")
     s.add_argument("--store")
     s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
     s.add_argument("--out")
+    s.add_argument("--lowres", help="super-resolution: a dataset store whose real level-J low-pass "
+                                    "images start the cascade (held-out data: a dataset not trained on)")
+    s.add_argument("--offset", type=int, default=0, help="super-resolution: first image of --lowres")
+    s = stage("reference", cmd_reference, "real-data statistics (FID features, spectra) at every resolution")
+    s.add_argument("--experiment")
+    s.add_argument("--data")
+    s.add_argument("--out")
     s = stage("evaluate", cmd_evaluate, "score one sample store")
     s.add_argument("--experiment")
-    s.add_argument("--steps", type=int)
+    s.add_argument("--steps", help="steps at every scale (8), or per scale 0..J (8-8-32)")
     s.add_argument("--samples")
     s.add_argument("--data")
+    s.add_argument("--reference", help="reference statistics from `wsgm reference`")
     s.add_argument("--out")
     s = stage("report", cmd_report, "plots and summary table")
     s.add_argument("--metrics", nargs="+")
-    s.add_argument("--samples", nargs="+", help="EXPERIMENT=PATH of the stores shown in the grid")
+    s.add_argument("--samples", nargs="+", help="EXPERIMENT:STEPS=PATH of the stores shown in the grids")
     s.add_argument("--data", nargs="+", help="EXPERIMENT=PATH of each experiment's dataset")
     s.add_argument("--outdir")
 
@@ -244,6 +275,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stage_errors(command: str) -> tuple[type[Exception], ...]:
+    """User errors of the evaluation stages (imported only there: torch-fidelity is slow to load)."""
+    if command not in ("evaluate", "reference"):
+        return ()
+    from wsgm.evaluate import EvaluationError
+    from wsgm.metrics.fid import WeightsError
+
+    return EvaluationError, WeightsError
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -252,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     from wsgm.runtime import DeviceError, setup
     from wsgm.train import Interrupted, TrainingError
 
+    user_errors = (UserError, config_lib.ConfigError, StoreError, DeviceError, TrainingError,
+                   FileNotFoundError, *_stage_errors(args.command))
+
     if hasattr(args, "threads"):
         setup(args.threads)
     try:
@@ -259,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"wsgm {args.command}: {exc}", file=sys.stderr)
         return 143
-    except (UserError, config_lib.ConfigError, StoreError, DeviceError, TrainingError,
-            FileNotFoundError) as exc:
+    except user_errors as exc:
         print(f"wsgm {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

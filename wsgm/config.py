@@ -118,6 +118,12 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(
                 f"config error at '{key}.sde.eps': eps={sde['eps']} must be below T={sde['T']}. "
                 "Fix: use a small eps such as 0.001")
+        for steps in exp["sampling"]["steps"]:
+            if isinstance(steps, list) and len(steps) != J + 1:
+                raise ConfigError(
+                    f"config error at '{key}.sampling.steps': the per-scale list {steps} has "
+                    f"{len(steps)} entries but J={J} needs J+1 = {J + 1} (scales 0..J, finest first). "
+                    "Fix: give one number per scale, or a single integer for all scales")
         if (size // 2**J) % need:
             raise ConfigError(
                 f"config error at '{key}.net.channel_mult': {levels} levels need image sides "

@@ -1,52 +1,110 @@
-"""Score one sample store against the data: spectrum errors (data and exact truth) and marginals."""
+"""Score one sample store at every resolution: FID/KID, physics statistics, sampling cost.
+
+Resolution k (0 = final image, k = 1..J = the cascade's intermediate low-passes x_k) is compared
+with the level-k low-pass of the real data summarized in the reference file (``wsgm reference``).
+Each primary metric also gets a ``<metric>_data_floor``: the same metric for as many real images
+as there are samples (the first ones of the dataset, the only part of it read here), i.e. the
+value a perfect sampler would get from sampling noise alone.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from wsgm.data.store import open_group, read_array
-from wsgm.metrics.marginal import marginal_metrics
-from wsgm.metrics.spectrum import power_spectrum, radial_average, spectrum_errors
+from wsgm.data.store import open_group
+from wsgm.metrics import fid as fid_lib
+from wsgm.metrics import reference as ref_lib
+from wsgm.metrics.physics import DEFINITIONS as PHYSICS_DEFINITIONS
+from wsgm.metrics.physics import PHYSICS
+
+log = logging.getLogger("wsgm.evaluate")
 
 DEFINITIONS = {
-    "spectrum_log_error": "mean over radial frequency shells 0..L/2 of |log(P_samples/P_data)|",
-    "spectrum_rel_error_max": "max over radial frequency shells 0..L/2 of |P_samples/P_data - 1|",
-    "spectrum_log_error_exact": "as spectrum_log_error, against the exact spectrum of the simulation",
-    "spectrum_rel_error_max_exact": "as spectrum_rel_error_max, against the exact spectrum",
+    **PHYSICS_DEFINITIONS,
+    "fid": "Fréchet distance between Gaussians fitted to the features of samples and of the reference "
+           "data (extractor named in 'extractor'; only comparable within one extractor)",
+    "kid": "Kernel Inception Distance (unbiased MMD², cubic polynomial kernel), mean over random "
+           "subsets of kid_subset_size samples; kid_std is its std over the subsets",
     "spectrum_log_error_data_floor": "spectrum_log_error of n_samples real images against the full "
                                      "dataset (sampling-noise floor; the subset is part of the dataset)",
-    "marginal_w1": "Wasserstein-1 distance between the pixel histograms of samples and data",
-    "marginal_w1_data_floor": "marginal_w1 of n_samples real images against the full dataset",
+    "<metric>_data_floor": "the metric for n_samples real images in place of the samples",
 }
+FLOORED = ("fid", "kid", "spectrum_log_error", "marginal_w1", "kl_exact_per_dim")
 
 
-def evaluate(spec: dict, samples: Path, data: Path) -> dict:
-    x = read_array(samples, "x0")
+class EvaluationError(RuntimeError):
+    """The samples cannot be scored (diverged sampler, mismatched reference)."""
+
+
+def _check_finite(x: np.ndarray, samples: Path, k: int) -> None:
     if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).any(axis=(1, 2, 3)).sum())
-        raise ValueError(f"{samples}: {bad} of {len(x)} samples contain NaN/inf; the sampler "
-                         "diverged. Fix: use more steps or retrain the models")
-    ref = read_array(data, "x")
+        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
+        raise EvaluationError(f"{samples}: {bad} of {len(x)} samples at resolution x{k} contain "
+                              "NaN/inf; the sampler diverged. Fix: use more steps or retrain the models")
+
+
+def score(x: np.ndarray, level: dict, spec: dict, device) -> tuple[dict, dict]:
+    """Every configured metric of one resolution's samples against one reference level."""
     metrics: dict[str, float] = {}
     spectra: dict[str, list[float]] = {}
-    if "spectrum" in spec["metrics"]:
-        p_x, p_ref = power_spectrum(x), power_spectrum(ref)
-        metrics |= spectrum_errors(p_x, p_ref)
-        floor = spectrum_errors(power_spectrum(ref[: len(x)]), p_ref)
-        metrics["spectrum_log_error_data_floor"] = floor["spectrum_log_error"]
-        spectra |= {"samples": p_x.tolist(), "data": p_ref.tolist()}
-        group = open_group(data)
-        if "spectrum" in group:
-            exact = radial_average(np.asarray(group["spectrum"][:]))
-            metrics |= spectrum_errors(p_x, exact, "_exact")
-            spectra["exact"] = exact.tolist()
-    if "marginal" in spec["metrics"]:
-        metrics |= marginal_metrics(x, ref)
-        metrics["marginal_w1_data_floor"] = marginal_metrics(ref[: len(x)], ref)["marginal_w1"]
-    cost = dict(open_group(samples).attrs.get("cost", {}))
-    return {"experiment": spec["experiment"], "J": spec["J"], "steps": spec["steps"],
-            "n_samples": int(len(x)), "n_data": int(len(ref)), "metrics": metrics,
-            "definitions": {k: v for k, v in DEFINITIONS.items() if k in metrics},
-            "spectra": spectra, "cost": cost}
+    for name in spec["metrics"]:
+        if name in PHYSICS:
+            m, s = PHYSICS[name](x, level)
+            metrics |= m
+            spectra |= s
+    if "spectrum_log_error" in metrics:
+        metrics["spectrum_rel_error_shells"] = [float(v) for v in spectra["rel_error"]]
+    if {"fid", "kid"} & set(spec["metrics"]):
+        feats = fid_lib.features(x, spec["fid"], device)
+        if "fid" in spec["metrics"]:
+            metrics["fid"] = fid_lib.frechet(fid_lib.statistics(feats),
+                                             {"mu": level["mu"], "sigma": level["sigma"]})
+        if "kid" in spec["metrics"]:
+            ref = torch.from_numpy(level["features"]).to(torch.float64)
+            metrics |= fid_lib.kid(feats, ref, spec["fid"], spec.get("seed", 0))
+    return metrics, spectra
+
+
+def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
+             device: torch.device | str = "cpu") -> dict:
+    t0 = time.perf_counter()
+    meta, levels = ref_lib.load(reference)
+    identity = fid_lib.extractor_identity(spec["fid"]) if {"fid", "kid"} & set(spec["metrics"]) else None
+    if identity is not None and meta["extractor"] != identity:
+        raise EvaluationError(f"{reference} was made with feature extractor {meta['extractor']}, "
+                              f"the config asks for {identity}. Fix: rerun `wsgm reference`")
+    group = open_group(samples, "x0")
+    J = int(group.attrs.get("J", spec["J"]))
+    if J > meta["J"] or meta["wavelet"] != group.attrs.get("wavelet", meta["wavelet"]):
+        raise EvaluationError(f"{reference} covers J={meta['J']} ({meta['wavelet']}), the samples "
+                              f"need J={J} ({group.attrs.get('wavelet')}). Fix: pass the matching reference")
+    n = group["x0"].shape[0]
+    real0 = torch.from_numpy(np.asarray(open_group(data, "x")["x"][:n]))
+    scales = {}
+    bar = tqdm(range(J + 1), desc="evaluate", unit="scale", disable=not sys.stderr.isatty())
+    for k in bar:
+        x = np.asarray(group[f"x{k}"][:])
+        _check_finite(x, samples, k)
+        metrics, spectra = score(x, levels[k], spec, device)
+        real = ref_lib.lowpass(real0, k, meta["wavelet"]).numpy()
+        floor, _ = score(real, levels[k], spec, device)
+        metrics |= {f"{m}_data_floor": floor[m] for m in FLOORED if m in floor}
+        scales[str(k)] = {"size": int(x.shape[-1]), "metrics": metrics, "spectra": spectra}
+        log.info("x%d (%dx%d): %s", k, x.shape[-1], x.shape[-1],
+                 ", ".join(f"{m}={v:.4g}" for m, v in metrics.items() if isinstance(v, float)))
+    cost = dict(group.attrs.get("cost", {}))
+    final = scales["0"]
+    defs = {m: d for m, d in DEFINITIONS.items() if m in final["metrics"] or m.startswith("<")}
+    return {"experiment": spec["experiment"], "J": J, "steps": spec["steps"],
+            "steps_per_scale": cost.get("steps_per_scale"), "n_samples": int(n), "n_reference": meta["n"],
+            "mode": group.attrs.get("mode", "generate"), "extractor": meta["extractor"],
+            "metrics": final["metrics"], "spectra": final["spectra"], "scales": scales,
+            "definitions": defs, "cost": cost, "evaluate_wall_s": time.perf_counter() - t0}
+

@@ -26,7 +26,9 @@ STAGE_MODULES = {
     "sample": "wsgm.cascade",
     "evaluate": "wsgm.evaluate",
     "report": "wsgm.report",
+    "reference": "wsgm.metrics.reference",
 }
+INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
 
 RESULTS = "results"
 
@@ -66,8 +68,37 @@ def train(cfg: dict, exp_name: str, scale: int) -> dict:
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
 
 
-def sample(cfg: dict, exp_name: str, steps: int) -> dict:
+def parse_steps(steps: int | str | list[int]) -> int | list[int]:
+    """A step setting from the config, a path label ("8", "8-8-4") or the CLI: int or per-scale list."""
+    if isinstance(steps, str):
+        parts = [int(p) for p in steps.split("-")]
+        return parts[0] if len(parts) == 1 else parts
+    return steps if isinstance(steps, int) else [int(s) for s in steps]
+
+
+def steps_label(steps: int | str | list[int]) -> str:
+    """The path label of a step setting: "8", or "8-8-4" for a per-scale list (scales 0..J)."""
+    steps = parse_steps(steps)
+    return str(steps) if isinstance(steps, int) else "-".join(map(str, steps))
+
+
+FID_KEYS = {"reference": ("extractor", "weights", "sha256", "url", "range", "n_reference"),
+            "evaluate": ("extractor", "weights", "sha256", "url", "range", "kid_subsets", "kid_subset_size")}
+
+
+def fid(cfg: dict, stage: str) -> dict:
+    """The feature-space settings a stage reads; empty ``weights`` = the copy fetched into resources/."""
+    out = {k: cfg["fid"][k] for k in FID_KEYS[stage]}
+    if out["extractor"] != "inception-v3-compat":  # weights and range mean nothing to the others
+        out = {k: v for k, v in out.items() if k not in ("weights", "sha256", "url", "range")}
+    else:
+        out["weights"] = out["weights"] or INCEPTION_WEIGHTS
+    return out
+
+
+def sample(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
+    steps = parse_steps(steps)
     ds = cfg["datasets"][exp["dataset"]]
     sampling = samplers.relevant({k: v for k, v in exp["sampling"].items() if k != "steps"})
     return {"stage": "sample", "experiment": exp_name, "steps": steps, "J": exp["J"],
@@ -76,14 +107,34 @@ def sample(cfg: dict, exp_name: str, steps: int) -> dict:
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("sample")}
 
 
-def evaluate(cfg: dict, exp_name: str, steps: int) -> dict:
+def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
-    return {"stage": "evaluate", "experiment": exp_name, "steps": steps, "J": exp["J"],
-            "metrics": exp["metrics"], "code": _code("evaluate")}
+    return {"stage": "evaluate", "experiment": exp_name, "steps": parse_steps(steps), "J": exp["J"],
+            "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"],
+            "device": cfg["device"], "code": _code("evaluate")}
+
+
+def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
+    """Real-data statistics at resolutions 0..J: depends on the data, wavelet, J and feature space."""
+    if dataset_name not in cfg["datasets"]:
+        raise KeyError(f"dataset {dataset_name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
+    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": J, "fid": fid(cfg, "reference"),
+            "device": cfg["device"], "code": _code("reference")}
+
+
+def inception_inputs(cfg: dict) -> list[str]:
+    """The fetched Inception weights as a rule input, when the config needs them."""
+    return [INCEPTION_WEIGHTS] if uses_inception(cfg) else []
+
+
+def uses_inception(cfg: dict) -> bool:
+    """Whether some experiment scores FID/KID with Inception weights that the fetch rule provides."""
+    return cfg["fid"]["extractor"] == "inception-v3-compat" and not cfg["fid"]["weights"] and any(
+        {"fid", "kid"} & set(e["metrics"]) for e in cfg["experiments"].values())
 
 
 def report(cfg: dict) -> dict:
-    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": sorted(e["sampling"]["steps"]),
+    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [steps_label(s) for s in e["sampling"]["steps"]],
                    "sampler": e["sampling"]["sampler"]}
             for name, e in cfg["experiments"].items()}
     return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report")}
@@ -104,12 +155,29 @@ def model_paths(cfg: dict, exp_name: str) -> list[str]:
     return [f"{RESULTS}/models/{exp_name}/scale{j}.pt" for j in range(experiment(cfg, exp_name)["J"] + 1)]
 
 
-def samples_path(exp_name: str, steps: int) -> str:
-    return f"{RESULTS}/samples/{exp_name}/steps{steps}.zarr"
+def samples_path(exp_name: str, steps) -> str:
+    return f"{RESULTS}/samples/{exp_name}/steps{steps_label(steps)}.zarr"
 
 
-def metrics_path(exp_name: str, steps: int) -> str:
-    return f"{RESULTS}/metrics/{exp_name}/steps{steps}.json"
+def superres_path(exp_name: str, steps) -> str:
+    return f"{RESULTS}/superres/{exp_name}/steps{steps_label(steps)}.zarr"
+
+
+def metrics_path(exp_name: str, steps) -> str:
+    return f"{RESULTS}/metrics/{exp_name}/steps{steps_label(steps)}.json"
+
+
+def superres_offset(cfg: dict, exp_name: str) -> int:
+    """Super-resolution inputs: the dataset's last n_samples images (the least likely seen first)."""
+    exp = experiment(cfg, exp_name)
+    ds = cfg["datasets"][exp["dataset"]]
+    n = ds.get("n", exp["sampling"]["n_samples"])
+    return max(0, n - exp["sampling"]["n_samples"])
+
+
+def reference_path(cfg: dict, exp_name: str) -> str:
+    exp = experiment(cfg, exp_name)
+    return f"{RESULTS}/reference/{exp['dataset']}/{exp['wavelet']}_J{exp['J']}.npz"
 
 
 def checkpoint_path(exp_name: str, scale: int) -> str:
@@ -121,14 +189,33 @@ REPORT_FILES = {
     "samples": f"{RESULTS}/report/samples.png",
     "spectra": f"{RESULTS}/report/spectra.png",
     "summary": f"{RESULTS}/report/summary.json",
+    "quality_svg": f"{RESULTS}/report/quality_vs_steps.svg",
+    "spectra_svg": f"{RESULTS}/report/spectra.svg",
+    "scales": f"{RESULTS}/report/quality_per_scale.png",
+    "scales_svg": f"{RESULTS}/report/quality_per_scale.svg",
+    "steps_grid": f"{RESULTS}/report/samples_per_steps.png",
+    "table_md": f"{RESULTS}/report/best.md",
+    "table_html": f"{RESULTS}/report/best.html",
 }
 
 
 def all_metrics(cfg: dict) -> list[str]:
     return [metrics_path(name, s) for name, e in cfg["experiments"].items()
-            for s in sorted(e["sampling"]["steps"])]
+            for s in e["sampling"]["steps"]]
+
+
+def _total(steps) -> int:
+    steps = parse_steps(steps)
+    return steps if isinstance(steps, int) else sum(steps)
 
 
 def grid_samples(cfg: dict) -> dict[str, str]:
-    """The samples shown in the report's grid: each experiment's largest step count."""
-    return {name: samples_path(name, max(e["sampling"]["steps"])) for name, e in cfg["experiments"].items()}
+    """The samples shown in the report's main grid: each experiment's costliest step setting."""
+    return {name: samples_path(name, max(e["sampling"]["steps"], key=_total))
+            for name, e in cfg["experiments"].items()}
+
+
+def all_samples(cfg: dict) -> dict[str, str]:
+    """``EXPERIMENT:LABEL`` → sample store, for the per-step-count grids."""
+    return {f"{name}:{steps_label(s)}": samples_path(name, s) for name, e in cfg["experiments"].items()
+            for s in e["sampling"]["steps"]}

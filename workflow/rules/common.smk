@@ -18,7 +18,7 @@ ENV = "../../environment.yml"
 wildcard_constraints:
     j=r"\d+",
     J=r"\d+",
-    steps=r"\d+",
+    steps=r"\d+(-\d+)*",
 
 
 def spec_param(stage, **keys):

@@ -1,17 +1,24 @@
 rule report:
     input:
         metrics=specs.all_metrics(config),
-        samples=list(specs.grid_samples(config).values()),
+        samples=list(specs.all_samples(config).values()),
         data=sorted({specs.data_path(e["dataset"]) for e in config["experiments"].values()}),
     output:
         quality=report(specs.REPORT_FILES["quality"], caption="../report/quality.rst", category="Quality"),
+        scales=report(specs.REPORT_FILES["scales"], caption="../report/scales.rst", category="Quality"),
         spectra=report(specs.REPORT_FILES["spectra"], caption="../report/spectra.rst", category="Quality"),
         samples=report(specs.REPORT_FILES["samples"], caption="../report/samples.rst", category="Samples"),
+        steps_grid=report(specs.REPORT_FILES["steps_grid"], caption="../report/steps_grid.rst", category="Samples"),
+        table_html=report(specs.REPORT_FILES["table_html"], caption="../report/best.rst", category="Quality"),
+        table_md=specs.REPORT_FILES["table_md"],
+        quality_svg=specs.REPORT_FILES["quality_svg"],
+        scales_svg=specs.REPORT_FILES["scales_svg"],
+        spectra_svg=specs.REPORT_FILES["spectra_svg"],
         summary=specs.REPORT_FILES["summary"],
         records=[record(p) for p in specs.REPORT_FILES.values()],
     params:
         spec=spec_param("report"),
-        grid=[f"{n}={p}" for n, p in specs.grid_samples(config).items()],
+        grid=[f"{n}={p}" for n, p in specs.all_samples(config).items()],
         data=[f"{n}={specs.data_path(e['dataset'])}" for n, e in config["experiments"].items()],
     conda:
         ENV

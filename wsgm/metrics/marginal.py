@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+QUANTILES = 1000
 
-def wasserstein1(a: np.ndarray, b: np.ndarray, quantiles: int = 1000) -> float:
+
+def quantiles(a: np.ndarray, n: int = QUANTILES) -> np.ndarray:
+    """The n mid-point quantiles (i + ½)/n of the values of ``a``."""
+    return np.quantile(np.asarray(a, dtype=np.float64).ravel(), (np.arange(n) + 0.5) / n)
+
+
+def wasserstein1_quantiles(qa: np.ndarray, qb: np.ndarray) -> float:
+    """W1 between two distributions given by their mid-point quantiles (quantile matching)."""
+    return float(np.mean(np.abs(qa - qb)))
+
+
+def wasserstein1(a: np.ndarray, b: np.ndarray, quantiles_: int = QUANTILES) -> float:
     """W1 between the empirical distributions of two sets of values (by quantile matching)."""
-    q = (np.arange(quantiles) + 0.5) / quantiles
-    return float(np.mean(np.abs(np.quantile(a.ravel(), q) - np.quantile(b.ravel(), q))))
+    return wasserstein1_quantiles(quantiles(a, quantiles_), quantiles(b, quantiles_))
 
 
 def marginal_metrics(x: np.ndarray, ref: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,229 @@
+"""FID and KID through torch-fidelity, with feature extractors registered for fields.
+
+torch-fidelity computes the statistics (``fid_features_to_statistics``), the Fréchet distance
+(``fid_statistics_to_metric``) and the KID (``kid_features_to_metric``); this module supplies the
+features. Its name-keyed cache is never used: reference features are an explicit artifact
+(``wsgm reference``), computed once per dataset and decomposition.
+
+Extractors (chosen by ``fid.extractor``):
+
+- ``inception-v3-compat``: torch-fidelity's Inception-v3 (the FID of the literature), for natural
+  images. Weights come from a local file (``fid.weights`` or the copy fetched into resources/);
+  a missing file is a :class:`WeightsError`, never a download at evaluation time.
+- ``wsgm-fields``: parameter-free multi-scale statistics for physical fields, where ImageNet
+  features mean nothing: per image, the log radially averaged power spectrum (second order, every
+  scale), for every Haar level and orientation the log energy and the sparsity ratio
+  E|d|/sqrt(E d²) of the detail coefficients (second and low-order non-Gaussian statistics per
+  scale, the wavelet statistics physicists use to validate field generators), and the pixel
+  mean, std, skewness and excess kurtosis. No weights, so no download; its "weights hash" is the
+  hash of its source code, so numbers made with another definition are never compared.
+- ``wsgm-identity``: the flattened pixels (tests, and tiny images where pixels are the features).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+from wsgm import wavelets
+from wsgm.metrics.spectrum import shell_index
+
+INCEPTION = "inception-v3-compat"
+FIELDS = "wsgm-fields"
+IDENTITY = "wsgm-identity"
+
+
+class WeightsError(RuntimeError):
+    """The feature extractor's weights file is missing or is not the expected one."""
+
+
+class FieldStatistics(FeatureExtractorBase):
+    """Multi-scale statistics of N×C×L×L float fields (see the module docstring)."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("stats",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "stats"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 1, 8, 8)
+
+    def forward(self, x):
+        x = x.to(torch.float64)
+        n, c = x.shape[0], x.shape[1]
+        feats = [_log_radial_power(x)]
+        low = x
+        while low.shape[-1] >= 4:  # detail bands of at least 2×2 coefficients
+            low, details = wavelets.dwt2(low, "haar")
+            d = details.reshape(n, 3 * c, -1)
+            energy = (d**2).mean(-1)
+            feats += [torch.log(energy + 1e-12), d.abs().mean(-1) / torch.sqrt(energy + 1e-12)]
+        flat = x.reshape(n, c, -1)
+        mean, std = flat.mean(-1), flat.std(-1) + 1e-12
+        z = (flat - mean[..., None]) / std[..., None]
+        feats += [mean, torch.log(std), (z**3).mean(-1), (z**4).mean(-1) - 3]
+        return (torch.cat([f.reshape(n, -1) for f in feats], dim=1).to(torch.float32),)
+
+
+def _log_radial_power(x: torch.Tensor) -> torch.Tensor:
+    """N×(C·S) log of each image's radially averaged periodogram over shells 1..L/2."""
+    size = x.shape[-1]
+    shells = torch.from_numpy(shell_index(size)).reshape(-1).to(x.device)
+    n_shells = size // 2 + 1
+    onehot = torch.nn.functional.one_hot(shells.clamp(max=n_shells), n_shells + 1)[:, :n_shells]
+    onehot = onehot.to(torch.float64)
+    power = torch.fft.fft2(x).abs().pow(2).reshape(*x.shape[:2], -1) / size**2
+    radial = (power @ onehot) / onehot.sum(0)
+    return torch.log(radial[..., 1:] + 1e-12)
+
+
+class Identity(FeatureExtractorBase):
+    """The flattened input as features."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("pixels",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return "pixels"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 1, 1, 1)
+
+    def forward(self, x):
+        return (x.reshape(x.shape[0], -1).to(torch.float32),)
+
+
+OWN = {FIELDS: FieldStatistics, IDENTITY: Identity}
+for _name, _cls in OWN.items():
+    if _name not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(_name, _cls)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_weights(fid: dict) -> tuple[Path, str]:
+    """(path, sha256) of the Inception weights; one clear WeightsError if unusable."""
+    path = Path(fid["weights"])  # the specs resolve an empty fid.weights to the fetched copy
+    if not fid["weights"] or not path.is_file():
+        raise WeightsError(
+            f"Inception weights not found at {path}. Fix: run `snakemake fetch_inception` (or "
+            f"`python -m wsgm fetch --url {fid['url']} --sha256 {fid['sha256']} --out {path}`) on a "
+            "machine with internet, or set fid.weights to a local copy, or use "
+            f"fid.extractor: {FIELDS} (no weights)")
+    digest = file_sha256(path)
+    if fid["sha256"] and digest != fid["sha256"]:
+        raise WeightsError(f"Inception weights {path} have sha256 {digest}, expected "
+                           f"{fid['sha256']} (fid.sha256). Fix: delete the file and fetch it again")
+    return path, digest
+
+
+def extractor_identity(fid: dict) -> dict:
+    """What the metric JSON records so numbers are compared only within one feature space."""
+    name = fid["extractor"]
+    if name == INCEPTION:
+        _, digest = check_weights(fid)
+        return {"name": name, "weights_sha256": digest, "layer": "2048"}
+    source = inspect.getsource(OWN[name]) + inspect.getsource(_log_radial_power)
+    return {"name": name, "definition_sha256": hashlib.sha256(source.encode()).hexdigest(),
+            "layer": OWN[name].get_default_feature_layer_for_metric("fid")}
+
+
+@functools.cache
+def _extractor(name: str, weights: str | None, device: str) -> FeatureExtractorBase:
+    from torch_fidelity.utils import create_feature_extractor
+
+    kwargs = {"feature_extractor_weights_path": weights} if weights else {}
+    layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")
+    model = create_feature_extractor(name, [layer], cuda=False, verbose=False, **kwargs)
+    return model.to(device)
+
+
+def _to_uint8_rgb(x: torch.Tensor, value_range: list[float]) -> torch.Tensor:
+    lo, hi = value_range
+    x = ((x - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
+
+
+def features(x, fid: dict, device: torch.device | str = "cpu", batch: int = 256,
+             progress=None) -> torch.Tensor:
+    """N×D features of an N×C×H×W array (numpy, torch or Zarr, read batch by batch)."""
+    name = fid["extractor"]
+    weights = str(check_weights(fid)[0]) if name == INCEPTION else None
+    model = _extractor(name, weights, str(device))
+    out = []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch):
+            xb = torch.as_tensor(np.asarray(x[start:start + batch]), dtype=torch.float32).to(device)
+            if name == INCEPTION:
+                xb = _to_uint8_rgb(xb, fid["range"])
+            out.append(model(xb)[0].cpu())
+            if progress is not None:
+                progress.update(len(xb))
+    return torch.cat(out).to(torch.float64)
+
+
+def statistics(feats: torch.Tensor) -> dict[str, np.ndarray]:
+    return fid_features_to_statistics(feats.to(torch.float64))
+
+
+def frechet(stats_a: dict, stats_b: dict) -> float:
+    return float(fid_statistics_to_metric(stats_a, stats_b, verbose=False)["frechet_inception_distance"])
+
+
+def kid(feats_a: torch.Tensor, feats_b: torch.Tensor, fid: dict, seed: int) -> dict[str, float]:
+    """Polynomial-kernel KID (mean, std over subsets) with subsets no larger than either set."""
+    size = min(fid["kid_subset_size"], len(feats_a), len(feats_b))
+    out = kid_features_to_metric(feats_a, feats_b, kid_subsets=fid["kid_subsets"],
+                                 kid_subset_size=size, kid_kernel="poly", rng_seed=seed % 2**31, verbose=False)
+    return {"kid": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"],
+            "kid_subset_size": size}
+
+
+def closed_form_frechet(mu1, s1, mu2, s2) -> float:
+    """‖μ1-μ2‖² + tr(S1 + S2 - 2 (S1^½ S2 S1^½)^½) by symmetric eigendecompositions (for tests)."""
+    def sqrtm(a):
+        w, v = np.linalg.eigh(a)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    r = sqrtm(s1)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(sqrtm(r @ s2 @ r)))
+
+
+__all__ = ["FIELDS", "IDENTITY", "INCEPTION", "WeightsError", "check_weights", "closed_form_frechet",
+           "extractor_identity", "features", "frechet", "kid", "statistics"]

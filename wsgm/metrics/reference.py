@@ -1,0 +1,94 @@
+"""Reference statistics of the real data at every resolution (``wsgm reference``, one .npz).
+
+For k = 0..J (the resolutions a cascade with this wavelet produces) the data's level-k low-pass is
+summarized once: FID features (mean, covariance and the features themselves, for KID), the
+radially averaged and per-frequency power spectra, pixel quantiles, and the exact spectrum where
+the dataset stores one. The data is streamed chunk by chunk; at most ``fid.n_reference`` images
+are used. The extractor's identity is stored so evaluation refuses a mismatched reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wsgm import wavelets
+from wsgm.data.store import StoreError, open_group
+from wsgm.metrics import fid as fid_lib
+from wsgm.metrics.gaussian import lowpass_spectrum
+from wsgm.metrics.marginal import quantiles
+from wsgm.metrics.spectrum import radial_average
+
+log = logging.getLogger("wsgm.reference")
+PIXELS_PER_IMAGE = 4096  # pixel values kept per image for the quantiles
+
+
+def lowpass(x: torch.Tensor, k: int, wavelet: str) -> torch.Tensor:
+    """The level-k wavelet low-pass (orthonormal: the cascade's x_k convention)."""
+    return wavelets.wavedec2(x, wavelet, k)[0]
+
+
+def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu") -> dict:
+    J, wavelet, fid = spec["J"], spec["wavelet"], spec["fid"]
+    group = open_group(data, "x")
+    x = group["x"]
+    n = min(x.shape[0], fid["n_reference"])
+    step = x.chunks[0]
+    identity = fid_lib.extractor_identity(fid)
+    feats: dict[int, list] = {k: [] for k in range(J + 1)}
+    power: dict[int, np.ndarray] = {}
+    pixels: dict[int, list] = {k: [] for k in range(J + 1)}
+    bar = tqdm(total=n, desc="reference", unit="img", disable=not sys.stderr.isatty())
+    for start in range(0, n, step):
+        block = torch.from_numpy(np.asarray(x[start:min(n, start + step)])).to(device)
+        if not torch.isfinite(block).all():
+            raise StoreError(f"{data}: images {start}..{start + len(block)} contain NaN/inf. "
+                             "Fix: regenerate or clean the dataset")
+        for k in range(J + 1):
+            low = lowpass(block, k, wavelet).to(torch.float64)
+            feats[k].append(fid_lib.features(low, fid, device))
+            p = (torch.fft.fft2(low).abs() ** 2).sum(dim=(0, 1)).cpu().numpy()
+            power[k] = power.get(k, 0) + p / (low.shape[-1] * low.shape[-2] * low.shape[1])
+            flat = low.reshape(len(low), -1)
+            stride = max(1, flat.shape[1] // PIXELS_PER_IMAGE)
+            pixels[k].append(flat[:, ::stride].cpu().numpy().ravel())
+        bar.update(len(block))
+        log.info("reference: %d/%d images", min(n, start + step), n)
+    bar.close()
+    arrays: dict[str, np.ndarray] = {}
+    exact = np.asarray(group["spectrum"][:]) if "spectrum" in group else None
+    for k in range(J + 1):
+        f = torch.cat(feats[k])
+        stats = fid_lib.statistics(f)
+        p2d = power[k] / n
+        arrays |= {f"features{k}": f.numpy().astype(np.float32), f"mu{k}": stats["mu"],
+                   f"sigma{k}": np.atleast_2d(stats["sigma"]), f"power2d{k}": p2d,
+                   f"power{k}": radial_average(p2d), f"quantiles{k}": quantiles(np.concatenate(pixels[k]))}
+        if exact is not None:
+            arrays[f"exact2d{k}"] = lowpass_spectrum(exact, k, wavelet)
+    meta = {"extractor": identity, "n": n, "J": J, "wavelet": wavelet, "dataset": spec["dataset"],
+            "feature_dim": int(arrays["features0"].shape[1])}
+    with open(out, "wb") as fh:
+        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+    return meta
+
+
+def load(path: Path) -> tuple[dict, dict[int, dict]]:
+    """(meta, {k: level dict}) of a reference file."""
+    try:
+        with np.load(path) as npz:
+            meta = json.loads(str(npz["meta"]))
+            levels = {k: {name: npz[f"{name}{k}"] for name in
+                          ("features", "mu", "sigma", "power2d", "power", "quantiles", "exact2d")
+                          if f"{name}{k}" in npz}
+                      for k in range(meta["J"] + 1)}
+    except (OSError, ValueError, KeyError) as exc:
+        raise StoreError(f"{path} is not a reference statistics file ({exc}). Fix: delete it and "
+                         "rerun `wsgm reference`") from None
+    return meta, levels
