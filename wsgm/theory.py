@@ -69,7 +69,7 @@ def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"exact propagation supports the affine samplers {SAMPLERS}, not {sampler!r}")
-    lam = np.asarray(lam, dtype=np.float64)
+    lam, inverse = np.unique(np.asarray(lam, dtype=np.float64), return_inverse=True)  # symmetries
     ts = [float(t) for t in time_grid(sde, steps, grid)]
     k = np.zeros_like(lam)
     c = np.full_like(lam, sde.prior_std() ** 2)
@@ -104,7 +104,7 @@ def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
             gamma2 = 0.0
         k = A * k + B
         c = A**2 * c + gamma2
-    return k, c
+    return k[inverse], c[inverse]
 
 
 def _reference(lam: np.ndarray, sde: SDE) -> tuple[np.ndarray, np.ndarray]:
