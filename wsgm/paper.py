@@ -92,7 +92,16 @@ def gaussian(cfg: dict, log=print) -> dict:
             log(f"gaussian xi={xi} L={size}: steps to target ({g['error']}) SGM "
                 f"{r['sgm']['steps_to_target'][g['error']]}, WSGM {r['wsgm']['steps_to_target'][g['error']]} "
                 f"({time.perf_counter() - t0:.1f} s)")
-    return {"config": g, "runs": runs}
+    variants = {}
+    for name, v in (g.get("variants") or {}).items():  # other (process, grid) pairs, critical fields
+        gv = {**g, "time_grid": v.get("time_grid", g["time_grid"]), "sampler": v.get("sampler", g["sampler"])}
+        variants[name] = {"sde": v["sde"], "time_grid": gv["time_grid"], "sampler": gv["sampler"], "runs": [
+            {"size": size, "xi": float(size), **curves(size, float(size), gv, v["sde"], g["steps"])}
+            for size in g["sizes"]]}
+        log(f"gaussian variant {name}: steps to target SGM / WSGM " + ", ".join(
+            f"L={r['size']}: {_fmt(r['sgm']['steps_to_target'][g['error']])} / "
+            f"{_fmt(r['wsgm']['steps_to_target'][g['error']])}" for r in variants[name]["runs"]))
+    return {"config": g, "runs": runs, "variants": variants}
 
 
 def _time_cascade(size: int, xi: float, J: int, steps: int, g: dict, c: dict) -> float:
@@ -214,6 +223,12 @@ def plots(gauss: dict | None, cst: dict | None, proc: dict | None, error: str, o
                        if r[name]["steps_to_target"][error] is not None]
                 if pts:
                     ax.plot(*zip(*pts), ls, marker="o", color=f"C{j}", label=f"{name.upper()} xi={mode}")
+        for j, (name, v) in enumerate(gauss.get("variants", {}).items(), start=len(modes)):
+            for model, ls in (("sgm", "--"), ("wsgm", "-")):
+                pts = [(r["size"], r[model]["steps_to_target"][error]) for r in v["runs"]
+                       if r[model]["steps_to_target"][error] is not None]
+                if pts:
+                    ax.plot(*zip(*pts), ls, marker="s", color=f"C{j}", label=f"{model.upper()} {name}")
         ax.set(xscale="log", yscale="log", xlabel="L", ylabel=f"steps to {error} target", title="steps vs size")
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -301,6 +316,17 @@ def tables(results: dict[str, dict]) -> str:
                 lines.append(f"| {mode} | " + " | ".join(
                     f"{_fmt(r['sgm']['steps_to_target'][err])} / {_fmt(r['wsgm']['steps_to_target'][err])}"
                     for r in rs) + " |")
+            lines.append("")
+        if g.get("variants"):
+            err = g["error"]
+            lines += [f"Other processes and grids, critical fields (xi = L), steps to {err} error "
+                      f"{g['target'][err]}, SGM / WSGM:", "",
+                      "| process, grid | " + " | ".join(f"L={s}" for s in sizes) + " |",
+                      "|---|" + "---|" * len(sizes)]
+            for name, v in g["variants"].items():
+                lines.append(f"| {name} ({v['sde']['name']}, {v['time_grid']}) | " + " | ".join(
+                    f"{_fmt(r['sgm']['steps_to_target'][err])} / {_fmt(r['wsgm']['steps_to_target'][err])}"
+                    for r in v["runs"]) + " |")
             lines.append("")
     if "cost" in results:
         c = results["cost"]
