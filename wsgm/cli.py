@@ -248,9 +248,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--outdir")
 
     t = sub.add_parser("theory", help="paper claims with exact Gaussian scores (config/paper.yaml)")
-    t.add_argument("--config", default="config/paper.yaml")
-    t.add_argument("--outdir", default="results/bench")
-    t.add_argument("--only", nargs="+", choices=["gaussian", "cost", "processes"])
+    t.add_argument("--config", default="config/paper.yaml", help="paper config (sizes, steps, target, processes)")
+    t.add_argument("--outdir", default="results/bench", help="where paper_*.json and paper_*.png go")
+    t.add_argument("--only", nargs="+", choices=["gaussian", "cost", "processes"],
+                   help="run only these sections (cost uses gaussian's SGM steps when both run)")
     t.add_argument("--sizes", nargs="+", type=int, help="reduced run: only these field sizes")
     t.add_argument("--steps", nargs="+", type=int, help="reduced run: this step list")
     t.add_argument("--threads", type=int, default=1, help="CPU threads (fixed for determinism)")
