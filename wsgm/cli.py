@@ -208,6 +208,20 @@ def cmd_check_config(args):
         print(json.dumps(cfg, indent=2))
 
 
+def cmd_theory(args):
+    from wsgm import paper
+
+    cfg = paper.load(args.config)
+    if args.sizes:  # reduced runs: keep only these sizes everywhere
+        for section in ("gaussian", "cost"):
+            cfg[section]["sizes"] = [s for s in cfg[section]["sizes"] if s in args.sizes] or args.sizes
+        cfg["processes"]["size"] = min(args.sizes)
+    if args.steps:
+        cfg["gaussian"]["steps"] = args.steps
+    results = paper.run(cfg, Path(args.outdir), tuple(args.only or paper.SECTIONS), log.info)
+    print(paper.tables(results))
+
+
 # --- argument parsing -------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -264,6 +278,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", nargs="+", help="EXPERIMENT=PATH of each experiment's dataset")
     s.add_argument("--outdir")
 
+    t = sub.add_parser("theory", help="paper claims with exact Gaussian scores (config/paper.yaml)")
+    t.add_argument("--config", default="config/paper.yaml", help="paper config (sizes, steps, target, processes)")
+    t.add_argument("--outdir", default="results/bench", help="where paper_*.json and paper_*.png go")
+    t.add_argument("--only", nargs="+", choices=["gaussian", "cost", "processes"],
+                   help="run only these sections (cost uses gaussian's SGM steps when both run)")
+    t.add_argument("--sizes", nargs="+", type=int, help="reduced run: only these field sizes")
+    t.add_argument("--steps", nargs="+", type=int, help="reduced run: this step list")
+    t.add_argument("--threads", type=int, default=1, help="CPU threads (fixed for determinism)")
+    t.set_defaults(fn=cmd_theory)
     a = sub.add_parser("audit", help="walk provenance from a result back to the data")
     a.add_argument("paths", nargs="+")
     a.set_defaults(fn=cmd_audit)
