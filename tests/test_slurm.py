@@ -1,0 +1,244 @@
+"""`snakemake --profile slurm` against a real single-node SLURM cluster on localhost.
+
+The cluster is started by tests/slurm/start-cluster.sh (CI: .ci/run does it before `make test`);
+without one every test here skips, saying how to start it. The runs use the shipped profile
+profiles/slurm plus the settings a cluster without an accounting database needs (poll with
+squeue; see PROFILE_FOR_TEST_CLUSTER).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+import zarr
+
+from .conftest import REPO
+from .test_workflow import BIN, make_project, snakemake
+
+pytestmark = pytest.mark.slurm
+
+# What the test cluster needs on top of profiles/slurm: no slurmdbd, so no sacct and no accounts.
+PROFILE_FOR_TEST_CLUSTER = {
+    "slurm-status-command": "squeue",
+    "slurm-init-seconds-before-status-checks": 2,  # tiny jobs: poll soon (MinJobAge is a day)
+    "slurm-no-account": True,
+    "latency-wait": 5,
+}
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: ([^)]+)\)")
+START_SCRIPT = "tests/slurm/start-cluster.sh"
+
+
+def _cluster_problem() -> str | None:
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return f"SLURM is not installed: start the local test cluster with `sudo {START_SCRIPT}`"
+    try:
+        res = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return f"sinfo does not answer: start the local test cluster with `sudo {START_SCRIPT}`"
+    states = res.stdout.split()
+    if res.returncode != 0 or not {"idle", "mixed", "allocated", "completing"} & set(states):
+        why = (res.stdout + res.stderr).strip().splitlines()[-1:] or ["no node"]
+        return f"no usable SLURM node ({why[0]}): start the local test cluster with `sudo {START_SCRIPT}`"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if problem := _cluster_problem():
+        pytest.skip(problem)
+
+
+def slurm_profile(root: Path) -> str:
+    """profiles/slurm as shipped, plus PROFILE_FOR_TEST_CLUSTER, written to profiles/slurm-test."""
+    cfg = yaml.safe_load((root / "profiles" / "slurm" / "config.yaml").read_text())
+    cfg.update(PROFILE_FOR_TEST_CLUSTER)
+    (root / "profiles" / "slurm-test").mkdir()
+    (root / "profiles" / "slurm-test" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return "profiles/slurm-test"
+
+
+def records(root: Path) -> dict[str, dict]:
+    return {str(p.relative_to(root)): json.loads(p.read_text())
+            for p in (root / "results").rglob("*.prov.json")}
+
+
+def job_id(record: dict) -> str | None:
+    return record["environment"]["slurm_job_id"]
+
+
+def scontrol_job(jid: str) -> str:
+    res = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def rule_of(jid: str) -> str:
+    return re.search(r"Comment=rule_(\w+?)(?:_wildcards|\s|$)", scontrol_job(jid)).group(1)
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    """(project run through SLURM, its output, the same project run locally up to sampling).
+    The local run goes on while the SLURM run waits for its jobs."""
+    root = make_project(tmp_path_factory.mktemp("slurm"))
+    local = make_project(tmp_path_factory.mktemp("local"))
+    with ThreadPoolExecutor(1) as pool:
+        local_done = pool.submit(snakemake, local, "--until", "sample", timeout=420)
+        out = snakemake(root, "--profile", slurm_profile(root), timeout=420)
+        local_done.result()
+    return root, out, local
+
+
+@pytest.fixture(scope="module")
+def slurm_run(runs):
+    return runs[:2]
+
+
+def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
+    root, out = slurm_run
+    submitted = dict(SUBMITTED.findall(out))
+    recs = records(root)
+    assert recs and (root / "results/report/summary.json").exists()
+    job_ids = {path: job_id(rec) for path, rec in recs.items()}
+    assert None not in job_ids.values(), [p for p, j in job_ids.items() if j is None]
+    # one SLURM job per Snakemake job: 1 dataset, 2 decompositions, 4 models, 4 samplings,
+    # 4 evaluations, 1 report; each record names a job this run submitted
+    assert set(job_ids.values()) == set(submitted), (sorted(job_ids.values()), sorted(submitted))
+    assert len(submitted) == 16
+    by_rule: dict[str, list[str]] = {}
+    for jid in submitted:
+        by_rule.setdefault(rule_of(jid), []).append(jid)
+    assert {r: len(j) for r, j in by_rule.items()} == {
+        "make_dataset": 1, "decompose": 2, "train_scale": 4, "sample": 4, "evaluate": 4, "report": 1}
+    for rule, ids in by_rule.items():
+        for jid in ids:
+            info = scontrol_job(jid)
+            assert "JobState=COMPLETED" in info, info
+            gpu = re.search(r"TresPerJob=\S*gpu:1", info) is not None
+            assert gpu == (rule in {"train_scale", "sample", "evaluate"}), (rule, info)
+
+
+def test_outputs_equal_a_local_run(runs):
+    root, _, local_run = runs
+    samples = sorted((root / "results" / "samples").glob("*/steps*.zarr"))
+    assert len(samples) == 4
+    for path in samples:
+        rel = path.relative_to(root)
+        a = zarr.open_group(str(path), mode="r")["x0"][:]
+        b = zarr.open_group(str(local_run / rel), mode="r")["x0"][:]
+        assert a.dtype == b.dtype and np.array_equal(a, b), rel
+        assert job_id(records(root)[f"{rel}.prov.json"])
+        assert job_id(json.loads((local_run / f"{rel}.prov.json").read_text())) is None
+
+
+def test_a_second_invocation_submits_nothing(slurm_run):
+    root, _ = slurm_run
+    before = records(root)
+    out = snakemake(root, "--profile", "profiles/slurm-test", timeout=120)
+    assert "Nothing to be done" in out
+    assert not SUBMITTED.search(out)
+    assert records(root) == before
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+def _own_cluster() -> bool:
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    return os.geteuid() == 0 and conf.is_file() and "start-cluster.sh (wsgm)" in conf.read_text()
+
+
+def _wait(predicate, what: str, proc: subprocess.Popen, timeout: float = 240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (value := predicate()):
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"snakemake ended before {what}:\n{proc.stdout.read()[-4000:]}")
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    raise AssertionError(f"timed out waiting for {what}:\n{proc.communicate(timeout=60)[0][-4000:]}")
+
+
+def _training_job(run_out: Path, not_ids=(), state: str = "") -> str | None:
+    """The id of a training job the run submitted (and now in `state`, if given), else None."""
+    for jid, _ in SUBMITTED.findall(run_out.read_text()):
+        if jid not in not_ids and f"JobState={state}" in (info := scontrol_job(jid)) \
+                and "Comment=rule_train_scale" in info:
+            return jid
+    return None
+
+
+def _restart_slurmd():
+    """Stop slurmd (the node's daemon) for a few seconds and start it again, as a node reboot of
+    the daemon would; running job steps (slurmstepd) survive as on a real node."""
+    conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    pidfile = Path(re.search(r"SlurmdPidFile\s*=\s*(\S+)", conf).group(1))
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    time.sleep(5)
+    subprocess.run(["/usr/sbin/slurmd"], check=True, timeout=30)
+
+
+def test_cancelled_training_resumes_on_retry_and_a_slurmd_restart_loses_nothing(cluster, tmp_path):
+    root = make_project(tmp_path / "faults")
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["experiments"] = {"sgm": cfg["experiments"]["sgm"]}
+    cfg["experiments"]["sgm"]["train"].update(steps=600, checkpoint_every=20, log_every=50)
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    weights = root / "results/models/sgm/scale0.pt"
+    ckpt = root / "results/checkpoints/sgm/scale0.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    log = tmp_path / "snakemake.out"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([str(BIN / "snakemake"), "--profile", slurm_profile(root),
+                                 str(weights.relative_to(root))], cwd=root, env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.stdout = log.open()  # for _wait's messages
+    try:
+        first = _wait(lambda: ckpt.exists() and _training_job(log, state="RUNNING"),
+                      "a training checkpoint", proc)
+        subprocess.run(["scancel", first], check=True, timeout=20)
+        second = _wait(lambda: _training_job(log, not_ids={first}), "the retry's submission", proc)
+        done_before = {p: (job_id(r), (root / p).stat().st_mtime) for p, r in records(root).items()}
+        assert len(done_before) == 2, done_before  # dataset and decomposition are done
+        if _own_cluster():
+            _restart_slurmd()
+        proc.wait(timeout=300)
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # SIGTERM does not stop a hung Snakemake, SIGINT does
+            proc.wait(timeout=60)
+        raise
+    out = log.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    # the cancelled job failed visibly, with the paths of its logs
+    assert f"SLURM-job '{first}' failed" in out and "CANCELLED" in out, out[-5000:]
+    assert "results/logs/train/sgm_scale0.log" in out
+    slurm_log = dict(SUBMITTED.findall(out))[first]
+    assert f"{slurm_log} (check log file(s) for error details)" in out and Path(slurm_log).is_file()
+    assert "CANCELLED AT" in Path(slurm_log).read_text()
+    # the retry resumed from the checkpoint and finished with no manual clean-up
+    assert "resuming from" in (root / "results/logs/train/sgm_scale0.log").read_text()
+    rec = records(root)
+    assert job_id(rec["results/models/sgm/scale0.pt.prov.json"]) == second
+    # the node's daemon restart lost no completed work: nothing ran twice
+    assert {p: (job_id(r), (root / p).stat().st_mtime) for p, r in rec.items()
+            if p in done_before} == done_before
+    assert len(SUBMITTED.findall(out)) == 4  # dataset, decompose, training, its retry
