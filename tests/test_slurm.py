@@ -242,3 +242,30 @@ def test_cancelled_training_resumes_on_retry_and_a_slurmd_restart_loses_nothing(
     assert {p: (job_id(r), (root / p).stat().st_mtime) for p, r in rec.items()
             if p in done_before} == done_before
     assert len(SUBMITTED.findall(out)) == 4  # dataset, decompose, training, its retry
+
+
+# --- scale-out of the decomposition -----------------------------------------------------------
+
+def _jobs_named(name: str) -> set[str]:
+    res = subprocess.run(["squeue", "--states=all", "-h", "-n", name, "-o", "%i"],
+                         capture_output=True, text=True, timeout=20)
+    return set(res.stdout.split())
+
+
+def test_decompose_on_two_dask_workers_that_are_slurm_jobs(cluster, tmp_path, tiny_store, monkeypatch):
+    from wsgm.decompose import decompose, read_stats
+
+    data, store = tiny_store
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the worker jobs inherit it and import this wsgm
+    before = _jobs_named("dask-worker")
+    out = tmp_path / "slurm.zarr"
+    decompose({"wavelet": "haar", "J": 2}, data, out, scheduler="slurm:2")
+    ref, new = zarr.open_group(str(store), mode="r"), zarr.open_group(str(out), mode="r")
+    for name in ("low1", "low2", "detail1", "detail2"):
+        assert np.array_equal(ref[name][:], new[name][:]), name
+    for band, stats in read_stats(store).items():  # merged in another order: equal to rounding
+        assert np.allclose(read_stats(out)[band]["std"], stats["std"], rtol=1e-12), band
+    workers = _jobs_named("dask-worker") - before
+    assert len(workers) == 2, workers
+    started = [j for j in workers if "StartTime=Unknown" not in scontrol_job(j)]
+    assert started, [scontrol_job(j) for j in workers]
