@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,15 +90,36 @@ def rule_of(jid: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs(cluster, tmp_path_factory):
-    """(project run through SLURM, its output, the same project run locally up to sampling).
-    The local run goes on while the SLURM run waits for its jobs."""
+    """(project run through SLURM, its output, the same project run locally up to sampling, what
+    was done when slurmd restarted). The local run goes on while the SLURM run waits for its jobs.
+    The node's slurmd is stopped and started again while training jobs run (own cluster only).
+    """
     root = make_project(tmp_path_factory.mktemp("slurm"))
     local = make_project(tmp_path_factory.mktemp("local"))
-    with ThreadPoolExecutor(1) as pool:
+    done, restart = threading.Event(), {}
+    with ThreadPoolExecutor(2) as pool:
         local_done = pool.submit(snakemake, local, "--until", "sample", timeout=420)
-        out = snakemake(root, "--profile", slurm_profile(root), timeout=420)
+        if _own_cluster():
+            restarted = pool.submit(_restart_slurmd_when_training_runs, root, done, restart)
+        try:
+            out = snakemake(root, "--profile", slurm_profile(root), timeout=420)
+        finally:
+            done.set()
         local_done.result()
-    return root, out, local
+        if _own_cluster():
+            restarted.result()
+    return root, out, local, restart
+
+
+def _restart_slurmd_when_training_runs(root: Path, done: threading.Event, restart: dict):
+    while not done.wait(0.5):
+        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%k"], capture_output=True,
+                                 text=True, timeout=20).stdout
+        if "rule_train_scale" in running:
+            restart["done"] = {p: (job_id(r), (root / p).stat().st_mtime)
+                               for p, r in records(root).items()}
+            _restart_slurmd()
+            return
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +152,7 @@ def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
 
 
 def test_outputs_equal_a_local_run(runs):
-    root, _, local_run = runs
+    root, _, local_run, _ = runs
     samples = sorted((root / "results" / "samples").glob("*/steps*.zarr"))
     assert len(samples) == 4
     for path in samples:
@@ -140,6 +162,18 @@ def test_outputs_equal_a_local_run(runs):
         assert a.dtype == b.dtype and np.array_equal(a, b), rel
         assert job_id(records(root)[f"{rel}.prov.json"])
         assert job_id(json.loads((local_run / f"{rel}.prov.json").read_text())) is None
+
+
+def test_a_slurmd_restart_mid_run_loses_no_completed_work(runs):
+    root, out, _, restart = runs
+    if not _own_cluster():
+        pytest.skip("slurmd is restarted only on the cluster of tests/slurm/start-cluster.sh, as root")
+    assert restart, "no training job was seen running"
+    done = restart["done"]
+    assert "results/data/tiny/data.zarr.prov.json" in done and len(done) >= 3, sorted(done)
+    now = {p: (job_id(r), (root / p).stat().st_mtime) for p, r in records(root).items()}
+    assert {p: now[p] for p in done} == done  # nothing that was done ran again
+    assert len(SUBMITTED.findall(out)) == 16  # no job submitted twice
 
 
 def test_a_second_invocation_submits_nothing(slurm_run):
@@ -196,11 +230,13 @@ def _restart_slurmd():
     subprocess.run(["/usr/sbin/slurmd"], check=True, timeout=30)
 
 
-def test_cancelled_training_resumes_on_retry_and_a_slurmd_restart_loses_nothing(cluster, tmp_path):
+def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(slurm_run, tmp_path):
     root = make_project(tmp_path / "faults")
+    for done in ("results/data", "results/decomposed"):  # reuse the SLURM run's inputs: train only
+        shutil.copytree(slurm_run[0] / done, root / done)
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["experiments"] = {"sgm": cfg["experiments"]["sgm"]}
-    cfg["experiments"]["sgm"]["train"].update(steps=600, checkpoint_every=20, log_every=50)
+    cfg["experiments"]["sgm"]["train"].update(steps=400, checkpoint_every=20, log_every=50)
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     weights = root / "results/models/sgm/scale0.pt"
     ckpt = root / "results/checkpoints/sgm/scale0.ckpt"
@@ -215,11 +251,6 @@ def test_cancelled_training_resumes_on_retry_and_a_slurmd_restart_loses_nothing(
         first = _wait(lambda: ckpt.exists() and _training_job(log, state="RUNNING"),
                       "a training checkpoint", proc)
         subprocess.run(["scancel", first], check=True, timeout=20)
-        second = _wait(lambda: _training_job(log, not_ids={first}), "the retry's submission", proc)
-        done_before = {p: (job_id(r), (root / p).stat().st_mtime) for p, r in records(root).items()}
-        assert len(done_before) == 2, done_before  # dataset and decomposition are done
-        if _own_cluster():
-            _restart_slurmd()
         proc.wait(timeout=300)
     except BaseException:
         if proc.poll() is None:
@@ -228,20 +259,17 @@ def test_cancelled_training_resumes_on_retry_and_a_slurmd_restart_loses_nothing(
         raise
     out = log.read_text()
     assert proc.returncode == 0, out[-5000:]
-    # the cancelled job failed visibly, with the paths of its logs
+    submitted = dict(SUBMITTED.findall(out))
+    assert len(submitted) == 2, submitted  # the training job and its retry; inputs were done
+    # the cancelled job failed visibly, naming its logs
     assert f"SLURM-job '{first}' failed" in out and "CANCELLED" in out, out[-5000:]
     assert "results/logs/train/sgm_scale0.log" in out
-    slurm_log = dict(SUBMITTED.findall(out))[first]
-    assert f"{slurm_log} (check log file(s) for error details)" in out and Path(slurm_log).is_file()
-    assert "CANCELLED AT" in Path(slurm_log).read_text()
+    assert f"{submitted[first]} (check log file(s) for error details)" in out
+    assert "CANCELLED AT" in Path(submitted[first]).read_text()
     # the retry resumed from the checkpoint and finished with no manual clean-up
     assert "resuming from" in (root / "results/logs/train/sgm_scale0.log").read_text()
-    rec = records(root)
-    assert job_id(rec["results/models/sgm/scale0.pt.prov.json"]) == second
-    # the node's daemon restart lost no completed work: nothing ran twice
-    assert {p: (job_id(r), (root / p).stat().st_mtime) for p, r in rec.items()
-            if p in done_before} == done_before
-    assert len(SUBMITTED.findall(out)) == 4  # dataset, decompose, training, its retry
+    (second,) = set(submitted) - {first}
+    assert job_id(records(root)["results/models/sgm/scale0.pt.prov.json"]) == second
 
 
 # --- scale-out of the decomposition -----------------------------------------------------------
