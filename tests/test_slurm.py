@@ -302,6 +302,7 @@ def test_decompose_on_two_dask_workers_that_are_slurm_jobs(cluster, tmp_path, ti
 
     data, store = tiny_store
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the worker jobs inherit it and import this wsgm
+    monkeypatch.chdir(tmp_path)
     before = _jobs_named("dask-worker")
     out = tmp_path / "slurm.zarr"
     decompose({"wavelet": "haar", "J": 2}, data, out, scheduler="slurm:2")
@@ -314,3 +315,4 @@ def test_decompose_on_two_dask_workers_that_are_slurm_jobs(cluster, tmp_path, ti
     assert len(workers) == 2, workers
     started = [j for j in workers if "StartTime=Unknown" not in scontrol_job(j)]
     assert started, [scontrol_job(j) for j in workers]
+    assert len(list((tmp_path / "results/logs/dask-workers").glob("*.err"))) == 2

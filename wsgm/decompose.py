@@ -80,7 +80,8 @@ SLURM_WORKERS = re.compile(r"slurm:(\d+)")
 
 def slurm_cluster(jobs: int):
     """A dask-jobqueue SLURMCluster with ``jobs`` single-process workers, each one SLURM job.
-    Unset sizes default to 1 core and 4 GB per worker; everything else (account, queue,
+    Unset sizes default to 1 core and 4 GB per worker, worker logs go to results/logs/dask-workers;
+    everything else (account, queue,
     walltime, extra sbatch lines) is read by dask-jobqueue from Dask's ``jobqueue.slurm`` config."""
     try:
         from dask_jobqueue import SLURMCluster
@@ -90,7 +91,8 @@ def slurm_cluster(jobs: int):
         raise StoreError(f"--dask slurm:{jobs}: the number of workers must be >= 1")
     conf = dask.config.get("jobqueue.slurm", {})
     cluster = SLURMCluster(cores=conf.get("cores") or 1, processes=conf.get("processes") or 1,
-                           memory=conf.get("memory") or "4GB")
+                           memory=conf.get("memory") or "4GB",
+                           log_directory=conf.get("log-directory") or "results/logs/dask-workers")
     cluster.scale(jobs=jobs)
     return cluster
 
