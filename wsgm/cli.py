@@ -242,7 +242,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out")
     s = stage("decompose", cmd_decompose, "wavelet-decompose a dataset into per-scale Zarr + stats")
     s.add_argument("--dask", help="Dask scheduler: threads (default), processes, synchronous, local "
-                                  "(LocalCluster) or a dask.distributed address; default $WSGM_DASK")
+                                  "(LocalCluster), slurm:N (N dask-jobqueue workers as SLURM jobs) "
+                                  "or a dask.distributed address; default $WSGM_DASK")
     s.add_argument("--experiment")
     s.add_argument("--data")
     s.add_argument("--out")

@@ -8,8 +8,10 @@ read normalization from the same place.
 
 The graph runs on Dask's local threaded scheduler by default, or on any scheduler named by
 ``--dask`` / ``WSGM_DASK``: ``processes``, ``synchronous``, ``local`` (a ``dask.distributed``
-LocalCluster) or the address of a running ``dask.distributed`` scheduler (e.g. one started by
-dask-jobqueue's SLURMCluster); the workers must see the same filesystem. The scheduler changes
+LocalCluster), ``slurm:N`` (a dask-jobqueue SLURMCluster started here, N workers submitted as
+SLURM jobs; site settings such as account, queue, memory and walltime come from Dask's
+``jobqueue.slurm`` config, e.g. ``~/.config/dask/jobqueue.yaml``) or the address of a running
+``dask.distributed`` scheduler; the workers must see the same filesystem. The scheduler changes
 speed only, never the result, so it is not part of the stage's spec.
 """
 
@@ -20,6 +22,7 @@ import ctypes
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,18 +51,50 @@ def dask_scheduler(name: str | None, workers: int) -> Iterator[None]:
         with dask.config.set(scheduler=name, num_workers=max(1, workers)):
             yield
         return
-    if name != "local" and "://" not in name:
+    slurm = SLURM_WORKERS.fullmatch(name)
+    if name != "local" and "://" not in name and not slurm:
         raise StoreError(f"unknown Dask scheduler {name!r}. Fix: use one of {LOCAL_SCHEDULERS}, "
-                         "'local' or a dask.distributed address such as tcp://host:8786")
+                         "'local', 'slurm:N' or a dask.distributed address such as tcp://host:8786")
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1) if name == "local" else None
+    if slurm:
+        cluster = slurm_cluster(int(slurm.group(1)))
+    elif name == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1)
+    else:
+        cluster = None
     try:
-        with Client(cluster if cluster is not None else name):
+        with Client(cluster if cluster is not None else name) as client:
+            if slurm:
+                client.wait_for_workers(1, timeout=dask.config.get("wsgm.slurm-wait", 3600))
+                log.info("Dask on SLURM: %d worker job(s) asked, %d up", int(slurm.group(1)),
+                         len(client.scheduler_info()["workers"]))
             yield
     finally:
         if cluster is not None:
             cluster.close()
+
+
+SLURM_WORKERS = re.compile(r"slurm:(\d+)")
+
+
+def slurm_cluster(jobs: int):
+    """A dask-jobqueue SLURMCluster with ``jobs`` single-process workers, each one SLURM job.
+    Unset sizes default to 1 core and 4 GB per worker, worker logs go to results/logs/dask-workers;
+    everything else (account, queue,
+    walltime, extra sbatch lines) is read by dask-jobqueue from Dask's ``jobqueue.slurm`` config."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise StoreError("--dask slurm:N needs dask-jobqueue. Fix: pip install dask-jobqueue") from None
+    if jobs < 1:
+        raise StoreError(f"--dask slurm:{jobs}: the number of workers must be >= 1")
+    conf = dask.config.get("jobqueue.slurm", {})
+    cluster = SLURMCluster(cores=conf.get("cores") or 1, processes=conf.get("processes") or 1,
+                           memory=conf.get("memory") or "4GB",
+                           log_directory=conf.get("log-directory") or "results/logs/dask-workers")
+    cluster.scale(jobs=jobs)
+    return cluster
 
 
 @functools.cache

@@ -1,0 +1,318 @@
+"""`snakemake --profile slurm` against a real single-node SLURM cluster on localhost.
+
+The cluster is started by tests/slurm/start-cluster.sh (CI: .ci/run does it before `make test`);
+without one every test here skips, saying how to start it. The runs use the shipped profile
+profiles/slurm plus the settings a cluster without an accounting database needs (poll with
+squeue; see PROFILE_FOR_TEST_CLUSTER).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+import zarr
+
+from .conftest import REPO
+from .test_workflow import BIN, make_project, snakemake
+
+pytestmark = pytest.mark.slurm
+
+# What the test cluster needs on top of profiles/slurm: no slurmdbd, so no sacct and no accounts.
+PROFILE_FOR_TEST_CLUSTER = {
+    "slurm-status-command": "squeue",
+    "slurm-init-seconds-before-status-checks": 2,  # tiny jobs: poll soon (MinJobAge is a day)
+    "slurm-no-account": True,
+    "latency-wait": 5,
+}
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: ([^)]+)\)")
+START_SCRIPT = "tests/slurm/start-cluster.sh"
+
+
+def _cluster_problem() -> str | None:
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return f"SLURM is not installed: start the local test cluster with `sudo {START_SCRIPT}`"
+    try:
+        res = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return f"sinfo does not answer: start the local test cluster with `sudo {START_SCRIPT}`"
+    states = res.stdout.split()
+    if res.returncode != 0 or not {"idle", "mixed", "allocated", "completing"} & set(states):
+        why = (res.stdout + res.stderr).strip().splitlines()[-1:] or ["no node"]
+        return f"no usable SLURM node ({why[0]}): start the local test cluster with `sudo {START_SCRIPT}`"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if problem := _cluster_problem():
+        pytest.skip(problem)
+
+
+def slurm_profile(root: Path) -> str:
+    """profiles/slurm as shipped, plus PROFILE_FOR_TEST_CLUSTER, written to profiles/slurm-test."""
+    cfg = yaml.safe_load((root / "profiles" / "slurm" / "config.yaml").read_text())
+    cfg.update(PROFILE_FOR_TEST_CLUSTER)
+    (root / "profiles" / "slurm-test").mkdir()
+    (root / "profiles" / "slurm-test" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return "profiles/slurm-test"
+
+
+def records(root: Path) -> dict[str, dict]:
+    return {str(p.relative_to(root)): json.loads(p.read_text())
+            for p in (root / "results").rglob("*.prov.json")}
+
+
+def job_id(record: dict) -> str | None:
+    return record["environment"]["slurm_job_id"]
+
+
+def scontrol_job(jid: str) -> str:
+    res = subprocess.run(["scontrol", "show", "job", jid], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def rule_of(jid: str) -> str:
+    return re.search(r"Comment=rule_(\w+?)(?:_wildcards|\s|$)", scontrol_job(jid)).group(1)
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    """(project run through SLURM, its output, the same project run locally up to sampling, what
+    was done when slurmd restarted). The local run goes on while the SLURM run waits for its jobs.
+    The node's slurmd is stopped and started again while training jobs run (own cluster only).
+    """
+    root = make_project(tmp_path_factory.mktemp("slurm"))
+    local = make_project(tmp_path_factory.mktemp("local"))
+    done, restart = threading.Event(), {}
+    with ThreadPoolExecutor(2) as pool:
+        local_done = pool.submit(snakemake, local, "--until", "sample", timeout=420)
+        if _own_cluster():
+            restarted = pool.submit(_restart_slurmd_when_training_runs, root, done, restart)
+        try:
+            out = snakemake(root, "--profile", slurm_profile(root), timeout=420)
+        finally:
+            done.set()
+        local_done.result()
+        if _own_cluster():
+            restarted.result()
+    return root, out, local, restart
+
+
+def _restart_slurmd_when_training_runs(root: Path, done: threading.Event, restart: dict):
+    while not done.wait(0.5):
+        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%k"], capture_output=True,
+                                 text=True, timeout=20).stdout
+        if "rule_train_scale" in running:
+            restart["done"] = {p: (job_id(r), (root / p).stat().st_mtime)
+                               for p, r in records(root).items()}
+            _restart_slurmd()
+            return
+
+
+@pytest.fixture(scope="module")
+def slurm_run(runs):
+    return runs[:2]
+
+
+def remote_jobs(out: str) -> dict[str, int]:
+    """Rule name -> number of jobs Snakemake ran through the executor (local rules print
+    `localrule X:`)."""
+    counts: dict[str, int] = {}
+    for rule in re.findall(r"^rule (\w+):", out, flags=re.M):
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+STAGE_OUTPUTS = ("data", "decomposed", "models", "samples", "metrics", "report")
+GPU_RULES, CPU_RULES = {"train_scale", "sample", "evaluate"}, {"make_dataset", "decompose", "report"}
+
+
+def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
+    root, out = slurm_run
+    submitted = dict(SUBMITTED.findall(out))
+    recs = {p: job_id(r) for p, r in records(root).items() if p.split("/")[1] in STAGE_OUTPUTS}
+    assert (root / "results/report/summary.json").exists()
+    # every stage output was made inside a SLURM job that this run submitted, and every job the
+    # run submitted made some
+    assert None not in recs.values(), [p for p, j in recs.items() if j is None]
+    assert set(recs.values()) == set(submitted), (sorted(recs.values()), sorted(submitted))
+    # one sbatch per Snakemake job: the tiny config has 1 dataset, 2 decompositions (J=0, 2),
+    # 4 models, 4 samplings, 4 evaluations and the report
+    jobs = remote_jobs(out)
+    assert {r: jobs[r] for r in GPU_RULES | CPU_RULES} == {
+        "make_dataset": 1, "decompose": 2, "train_scale": 4, "sample": 4, "evaluate": 4, "report": 1}
+    assert len(submitted) == sum(jobs.values())
+    by_rule: dict[str, list[str]] = {}
+    for jid in submitted:
+        by_rule.setdefault(rule_of(jid), []).append(jid)
+    assert {r: len(j) for r, j in by_rule.items()} == jobs
+    for rule, ids in by_rule.items():
+        for jid in ids:
+            info = scontrol_job(jid)
+            assert "JobState=COMPLETED" in info, info
+            gpu = re.search(r"TresPerJob=\S*gpu:1", info) is not None
+            if rule in GPU_RULES | CPU_RULES:
+                assert gpu == (rule in GPU_RULES), (rule, info)
+
+
+def test_outputs_equal_a_local_run(runs):
+    root, _, local_run, _ = runs
+    samples = sorted((root / "results" / "samples").glob("*/steps*.zarr"))
+    assert len(samples) == 4
+    for path in samples:
+        rel = path.relative_to(root)
+        a = zarr.open_group(str(path), mode="r")["x0"][:]
+        b = zarr.open_group(str(local_run / rel), mode="r")["x0"][:]
+        assert a.dtype == b.dtype and np.array_equal(a, b), rel
+        assert job_id(records(root)[f"{rel}.prov.json"])
+        assert job_id(json.loads((local_run / f"{rel}.prov.json").read_text())) is None
+
+
+def test_a_slurmd_restart_mid_run_loses_no_completed_work(runs):
+    root, out, _, restart = runs
+    if not _own_cluster():
+        pytest.skip("slurmd is restarted only on the cluster of tests/slurm/start-cluster.sh, as root")
+    assert restart, "no training job was seen running"
+    done = restart["done"]
+    assert "results/data/tiny/data.zarr.prov.json" in done and len(done) >= 3, sorted(done)
+    now = {p: (job_id(r), (root / p).stat().st_mtime) for p, r in records(root).items()}
+    assert {p: now[p] for p in done} == done  # nothing that was done ran again
+    assert len(SUBMITTED.findall(out)) == sum(remote_jobs(out).values())  # none submitted twice
+
+
+def test_a_second_invocation_submits_nothing(slurm_run):
+    root, _ = slurm_run
+    before = records(root)
+    out = snakemake(root, "--profile", "profiles/slurm-test", timeout=120)
+    assert "Nothing to be done" in out
+    assert not SUBMITTED.search(out)
+    assert records(root) == before
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+def _own_cluster() -> bool:
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    return os.geteuid() == 0 and conf.is_file() and "start-cluster.sh (wsgm)" in conf.read_text()
+
+
+def _wait(predicate, what: str, proc: subprocess.Popen, timeout: float = 240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (value := predicate()):
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"snakemake ended before {what}:\n{proc.stdout.read()[-4000:]}")
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    raise AssertionError(f"timed out waiting for {what}:\n{proc.communicate(timeout=60)[0][-4000:]}")
+
+
+def _training_job(run_out: Path, not_ids=(), state: str = "") -> str | None:
+    """The id of a training job the run submitted (and now in `state`, if given), else None."""
+    for jid, _ in SUBMITTED.findall(run_out.read_text()):
+        if jid not in not_ids and f"JobState={state}" in (info := scontrol_job(jid)) \
+                and "Comment=rule_train_scale" in info:
+            return jid
+    return None
+
+
+def _restart_slurmd():
+    """Stop slurmd (the node's daemon) for a few seconds and start it again, as a node reboot of
+    the daemon would; running job steps (slurmstepd) survive as on a real node."""
+    conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    pidfile = Path(re.search(r"SlurmdPidFile\s*=\s*(\S+)", conf).group(1))
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    time.sleep(5)
+    subprocess.run(["/usr/sbin/slurmd"], check=True, timeout=30)
+
+
+def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(slurm_run, tmp_path):
+    root = make_project(tmp_path / "faults")
+    for done in ("results/data", "results/decomposed"):  # reuse the SLURM run's inputs: train only
+        shutil.copytree(slurm_run[0] / done, root / done)
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["experiments"] = {"sgm": cfg["experiments"]["sgm"]}
+    cfg["experiments"]["sgm"]["train"].update(steps=400, checkpoint_every=20, log_every=50)
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    weights = root / "results/models/sgm/scale0.pt"
+    ckpt = root / "results/checkpoints/sgm/scale0.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    log = tmp_path / "snakemake.out"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([str(BIN / "snakemake"), "--profile", slurm_profile(root),
+                                 str(weights.relative_to(root))], cwd=root, env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.stdout = log.open()  # for _wait's messages
+    try:
+        first = _wait(lambda: ckpt.exists() and _training_job(log, state="RUNNING"),
+                      "a training checkpoint", proc)
+        subprocess.run(["scancel", first], check=True, timeout=20)
+        proc.wait(timeout=300)
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # SIGTERM does not stop a hung Snakemake, SIGINT does
+            proc.wait(timeout=60)
+        raise
+    out = log.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    submitted = dict(SUBMITTED.findall(out))
+    assert len(submitted) == 2, submitted  # the training job and its retry; inputs were done
+    # the cancelled job failed visibly, naming its logs
+    assert f"SLURM-job '{first}' failed" in out and "CANCELLED" in out, out[-5000:]
+    assert "results/logs/train/sgm_scale0.log" in out
+    assert f"{submitted[first]} (check log file(s) for error details)" in out
+    assert "CANCELLED AT" in Path(submitted[first]).read_text()
+    # the retry resumed from the checkpoint and finished with no manual clean-up
+    assert "resuming from" in (root / "results/logs/train/sgm_scale0.log").read_text()
+    (second,) = set(submitted) - {first}
+    assert job_id(records(root)["results/models/sgm/scale0.pt.prov.json"]) == second
+
+
+# --- scale-out of the decomposition -----------------------------------------------------------
+
+def _jobs_named(name: str) -> set[str]:
+    res = subprocess.run(["squeue", "--states=all", "-h", "-n", name, "-o", "%i"],
+                         capture_output=True, text=True, timeout=20)
+    return set(res.stdout.split())
+
+
+def test_decompose_on_two_dask_workers_that_are_slurm_jobs(cluster, tmp_path, tiny_store, monkeypatch):
+    from wsgm.decompose import decompose, read_stats
+
+    data, store = tiny_store
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the worker jobs inherit it and import this wsgm
+    monkeypatch.chdir(tmp_path)
+    before = _jobs_named("dask-worker")
+    out = tmp_path / "slurm.zarr"
+    decompose({"wavelet": "haar", "J": 2}, data, out, scheduler="slurm:2")
+    ref, new = zarr.open_group(str(store), mode="r"), zarr.open_group(str(out), mode="r")
+    for name in ("low1", "low2", "detail1", "detail2"):
+        assert np.array_equal(ref[name][:], new[name][:]), name
+    for band, stats in read_stats(store).items():  # merged in another order: equal to rounding
+        assert np.allclose(read_stats(out)[band]["std"], stats["std"], rtol=1e-12), band
+    workers = _jobs_named("dask-worker") - before
+    assert len(workers) == 2, workers
+    started = [j for j in workers if "StartTime=Unknown" not in scontrol_job(j)]
+    assert started, [scontrol_job(j) for j in workers]
+    assert len(list((tmp_path / "results/logs/dask-workers").glob("*.err"))) == 2
