@@ -65,7 +65,7 @@ class ResumingDownloader:
     """A pooch downloader that resumes ``<out>.part`` with HTTP Range and retries with back-off."""
 
     def __init__(self, part: Path, retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
-                 progress: bool | None = None, chunk: int = 1 << 20) -> None:
+                 progress: bool | None = None, chunk: int = 1 << 16) -> None:
         self.part, self.retries, self.backoff, self.timeout = part, retries, backoff, timeout
         self.progress, self.chunk = progress, chunk
 
