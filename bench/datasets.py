@@ -8,7 +8,7 @@
     and converted to the dataset Zarr; MB/s of archive bytes.
 Results go to results/bench/datasets.json.
 
-    python bench/datasets.py [--threads 2] [--sizes 32 64 128] [--chains 64] [--skip-default]
+    python bench/datasets.py [--threads 1] [--sizes 32 64 128] [--chains 64] [--skip-default]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def bench_fetch_convert(kind: str, blob: bytes, spec: dict, module, workdir: Pat
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--chains", type=int, default=64)
     ap.add_argument("--skip-default", action="store_true")
@@ -105,7 +105,7 @@ def main() -> None:
         result["phi4"].append(bench_phi4(size, args.chains, args.chains))
         print(result["phi4"][-1], flush=True)
     if not args.skip_default:
-        result["phi4_default"] = bench_phi4(32, 4096, 512)
+        result["phi4_default"] = bench_phi4(32, 4096, 256)
         print(result["phi4_default"], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         base = {"name": "bench", "seed": 0}
