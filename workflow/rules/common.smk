@@ -33,7 +33,7 @@ def record(path):
 
 
 def dataset_source(w):
-    """The file converted (a fetched download, or a user's .npz/archive/folder, whose mtime
-    triggers a rebuild); simulations have none."""
+    """The file converted: a fetched download, or a user's npz file, archive or folder (whose
+    mtime triggers a rebuild); simulations have none."""
     source = specs.dataset_source(w.dataset, config["datasets"][w.dataset])
     return [source] if source else []

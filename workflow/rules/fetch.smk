@@ -5,14 +5,15 @@ for _name, _ds in config["datasets"].items():
     if _ds["kind"] not in specs.FETCHED_KINDS or not _ds["url"]:
         continue
     _alg = "sha256" if _ds["sha256"] else "md5"
+    _file = specs.resource_path(_name, _ds["url"])
 
     rule:
         name:
             f"fetch_{_name}"
         localrule: True
         output:
-            file=ensure(specs.resource_path(_name, _ds["url"]), **{_alg: _ds[_alg].lower()}),
-            record=record(specs.resource_path(_name, _ds["url"])),
+            file=ensure(_file, **{_alg: _ds[_alg].lower()}),
+            record=f"{_file}.prov.json",
         params:
             url=_ds["url"],
             checksum=f"--{_alg} {_ds[_alg]}",
