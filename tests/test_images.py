@@ -217,3 +217,29 @@ def test_fetched_dataset_needs_a_checksum(tmp_path):
         load(_config(tmp_path, {"kind": "images", "url": "https://example.org/x.zip", "size": 16, "channels": 3}))
     with pytest.raises(ConfigError, match="needs url"):
         load(_config(tmp_path, {"kind": "cifar10", "size": 32, "channels": 3}))
+
+
+def test_snakemake_fetches_then_converts_a_served_cifar_archive(tmp_path, monkeypatch):
+    """The real workflow: the local fetch rule downloads (ensure-checked), the dataset rule converts."""
+    from tests.test_workflow import make_project, snakemake
+
+    blob, batches = _cifar_tarball(np.random.default_rng(2))
+    root = make_project(tmp_path / "p")
+    with serve() as server:
+        server.files["/cifar-10-python.tar.gz"] = blob
+        ds = {"kind": "cifar10", "url": server.url + "/cifar-10-python.tar.gz", "size": 32, "channels": 3,
+              "chunk": 16}
+        cfg = {"datasets": {"c": ds}, "experiments": {"e": {"dataset": "c", "J": 1, "net": {"channel_mult": [1]}}}}
+        (root / "bad.yaml").write_text(yaml.safe_dump({**cfg, "datasets": {"c": {**ds, "sha256": "0" * 64}}}))
+        out = snakemake(root, "results/data/c/data.zarr", "--configfile", "bad.yaml", check=False)
+        assert "checksum mismatch" in (root / "results/logs/fetch/c.log").read_text()
+        assert not (root / "resources/c/cifar-10-python.tar.gz").exists() and "Error" in out
+        (root / "good.yaml").write_text(yaml.safe_dump({**cfg, "datasets": {"c": {**ds, "md5": hashlib.md5(blob).hexdigest()}}}))
+        snakemake(root, "results/data/c/data.zarr", "--configfile", "good.yaml")
+    x = zarr.open_group(str(root / "results/data/c/data.zarr"), mode="r")["x"][:]
+    want = np.concatenate([batches[f"data_batch_{i}"][0] for i in range(1, 6)]).reshape(-1, 3, 32, 32)
+    assert np.allclose(x, want / 127.5 - 1, atol=1e-6)
+    monkeypatch.chdir(root)  # (record paths are relative to where the pipeline ran)
+    lines = []
+    assert provenance.audit("results/data/c/data.zarr", out=lines.append), lines
+    assert "[fetch] resources/c/cifar-10-python.tar.gz" in "\n".join(lines)
