@@ -83,8 +83,10 @@ def test_large_beta_orders():
 
 
 def test_binder_curves_of_two_sizes_cross():
-    """Below the transition the larger lattice is more disordered, above it more ordered."""
-    low = {size: phi4.binder(_measure(0.7, size)[0]) for size in (8, 16)}
+    """Below the transition the larger lattice is more disordered, above it more ordered: the
+    curves cross between β = 0.8 and 1.1 (measured with longer runs: at β ≈ 0.90, U ≈ 0.58; so the
+    β ≈ 0.68 usually quoted belongs to another normalization of φ⁴, see wsgm/data/phi4.py)."""
+    low = {size: phi4.binder(_measure(0.8, size)[0]) for size in (8, 16)}
     high = {size: phi4.binder(_measure(1.1, size)[0]) for size in (8, 16)}
     assert low[16] < low[8] - 0.03 and high[16] > high[8] + 0.01
 

@@ -3,7 +3,7 @@
     E(φ) = (β/2) Σ_<u,v> (φ_u − φ_v)² + Σ_u (φ_u² − 1)²      (periodic L×L, each pair once)
 
 Large β orders the field (|m| → 1), small β leaves it disordered. (Measured with this module:
-the Binder cumulants of L = 8 and 16 cross near β ≈ 0.9 for this E, pairs counted once; β_c ≈ 0.68
+the Binder cumulants of L = 8 and 16 cross at β ≈ 0.90 for this E, pairs counted once; β_c ≈ 0.68
 is the critical coupling of the hopping form −β Σ φ_u φ_v + Σ [φ_u² + (φ_u² − 1)²].)
 
 Many chains run in parallel (one batch). HMC is Fourier-accelerated (momentum covariance
