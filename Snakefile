@@ -14,6 +14,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/decompose.smk"
 include: "workflow/rules/train.smk"

@@ -87,8 +87,33 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return f"config error at '{key}': {error.message}{hint}. Fix: change the value to satisfy this"
 
 
+def _check_datasets(datasets: dict) -> None:
+    for name, ds in datasets.items():
+        key = f"datasets.{name}"
+        if ds["kind"] in ("cifar10", "images"):
+            if not ds["url"] and not ds["path"]:
+                raise ConfigError(f"config error at '{key}': a {ds['kind']} dataset needs url (fetched "
+                                  "and verified) or path (a local archive or folder). Fix: set one")
+            if ds["url"] and not (ds["sha256"] or ds["md5"]):
+                raise ConfigError(
+                    f"config error at '{key}.sha256': no checksum is pinned for {ds['url']} and every "
+                    "download must be verified. Fix: put the published sha256 (or md5) here; where none "
+                    "is published, download the file once, check it, run `sha256sum FILE` and paste "
+                    "the value")
+        if ds["kind"] == "cifar10" and (ds["size"], ds["channels"]) != (32, 3):
+            raise ConfigError(f"config error at '{key}.size': CIFAR-10 images are 3×32×32. Fix: set "
+                              "size: 32 and channels: 3")
+        if ds["kind"] == "images" and ds["channels"] not in (1, 3):
+            raise ConfigError(f"config error at '{key}.channels': images are converted to 1 (gray) or 3 "
+                              "(RGB) channels. Fix: set channels to 1 or 3")
+        if ds["kind"] == "phi4" and ds["channels"] != 1:
+            raise ConfigError(f"config error at '{key}.channels': the φ⁴ field is a single channel. Fix: "
+                              "set channels: 1")
+
+
 def _check_semantics(cfg: dict) -> None:
     datasets = cfg["datasets"]
+    _check_datasets(datasets)
     for name, exp in cfg["experiments"].items():
         key = f"experiments.{name}"
         if exp["dataset"] not in datasets:

@@ -17,10 +17,20 @@ from wsgm.provenance import code_hash
 DATASET_KEYS = {
     "gaussian": ("kind", "size", "channels", "n", "xi", "eta", "chunk"),
     "npz": ("kind", "size", "channels", "path", "key", "offset", "scale", "chunk"),
+    "phi4": ("kind", "size", "channels", "n", "beta", "chains", "chunk"),
+    "cifar10": ("kind", "size", "channels", "url", "sha256", "md5", "path", "split", "limit", "license",
+                "chunk"),
+    "images": ("kind", "size", "channels", "url", "sha256", "md5", "path", "crop", "limit", "license",
+               "chunk"),
 }
+FETCHED_KINDS = ("cifar10", "images")
 STAGE_MODULES = {
     "dataset:gaussian": "wsgm.data.gaussian",
     "dataset:npz": "wsgm.data.npz",
+    "dataset:phi4": "wsgm.data.phi4",
+    "dataset:cifar10": "wsgm.data.cifar",
+    "dataset:images": "wsgm.data.images",
+    "fetch": "wsgm.data.fetch",
     "decompose": "wsgm.decompose",
     "train": "wsgm.train",
     "sample": "wsgm.cascade",
@@ -31,6 +41,7 @@ STAGE_MODULES = {
 INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
 
 RESULTS = "results"
+RESOURCES = "resources"
 
 
 def _code(stage: str) -> str:
@@ -53,6 +64,10 @@ def dataset(cfg: dict, name: str) -> dict:
     ds = cfg["datasets"][name]
     return {"stage": "dataset", "name": name, "dataset": {k: ds[k] for k in DATASET_KEYS[ds["kind"]]},
             "seed": cfg["seed"], "code": _code(f"dataset:{ds['kind']}")}
+
+
+def fetch(url: str, sha256: str = "", md5: str = "") -> dict:
+    return {"stage": "fetch", "url": url, "sha256": sha256 or "", "md5": md5 or "", "code": _code("fetch")}
 
 
 def decompose(cfg: dict, wavelet: str, J: int) -> dict:
@@ -144,6 +159,21 @@ def report(cfg: dict) -> dict:
 
 def data_path(dataset_name: str) -> str:
     return f"{RESULTS}/data/{dataset_name}/data.zarr"
+
+
+def resource_path(dataset_name: str, url: str) -> str:
+    """Where the fetch stage puts a dataset's download (named after the URL's last part)."""
+    from urllib.parse import unquote, urlparse
+
+    name = unquote(urlparse(url).path).rstrip("/").rpartition("/")[2] or "download"
+    return f"{RESOURCES}/{dataset_name}/{name}"
+
+
+def dataset_source(dataset_name: str, ds: dict) -> str | None:
+    """The file or folder a dataset is converted from: its fetched download, else its path."""
+    if ds["kind"] in FETCHED_KINDS and ds["url"]:
+        return resource_path(dataset_name, ds["url"])
+    return ds.get("path") or None
 
 
 def store_path(cfg: dict, exp_name: str) -> str:

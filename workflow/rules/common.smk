@@ -33,6 +33,7 @@ def record(path):
 
 
 def dataset_source(w):
-    """A user's .npz file is an input (its mtime triggers a rebuild); simulations have none."""
-    ds = config["datasets"][w.dataset]
-    return [ds["path"]] if ds["kind"] == "npz" else []
+    """The file converted: a fetched download, or a user's npz file, archive or folder (whose
+    mtime triggers a rebuild); simulations have none."""
+    source = specs.dataset_source(w.dataset, config["datasets"][w.dataset])
+    return [source] if source else []

@@ -36,3 +36,23 @@ def open_group(path: str | Path, *required: str) -> zarr.Group:
 def read_array(path: str | Path, name: str, limit: int | None = None) -> np.ndarray:
     arr = open_group(path, name)[name]
     return np.asarray(arr[: limit if limit is not None else arr.shape[0]])
+
+
+def write_uint8_images(out: str | Path, blocks, channels: int, size: int, chunk_n: int) -> zarr.Group:
+    """The dataset store from an iterable of uint8 N×C×L×L blocks, stored as float32 in [-1, 1]
+    (x = u/127.5 - 1: what decompose and the models expect; the attrs record the mapping)."""
+    group = zarr.open_group(str(out), mode="w-")
+    x = create_array(group, "x", (chunk_n, channels, size, size), chunk_n)
+    n = 0
+    for block in blocks:
+        if block.dtype != np.uint8 or block.shape[1:] != (channels, size, size):
+            raise StoreError(f"internal: image block {block.dtype} {block.shape} is not uint8 "
+                             f"N×{channels}×{size}×{size}")
+        x.resize((n + len(block), channels, size, size))
+        x[n:n + len(block)] = block.astype(np.float32) / 127.5 - 1.0
+        n += len(block)
+    if n == 0:
+        raise StoreError(f"no images were found for {out}. Fix: check the archive or folder")
+    x.resize((n, channels, size, size))
+    group.attrs.update({"value_range": [-1.0, 1.0], "pixel_map": "x = uint8 / 127.5 - 1"})
+    return group
