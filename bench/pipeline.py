@@ -36,13 +36,18 @@ def main(results: Path = Path("results")) -> dict:
     print(f"| stage | jobs | job time (s) | peak RSS (MB) |\n|---|---|---|---|")
     for name, s in stages.items():
         print(f"| {name} | {s['jobs']} | {s['wall_s']:.1f} | {s['max_rss_mb']:.0f} |")
-    metric = summary["metric"]
-    print(f"\n| steps per scale | " + " | ".join(summary["table"]) + " |")
-    print("|---|" + "---|" * len(summary["table"]))
-    steps = sorted({int(s) for t in summary["table"].values() for s in t})
-    for n in steps:
-        cells = [f"{summary['table'][e].get(str(n), {}).get(metric, float('nan')):.3f}" for e in summary["table"]]
-        print(f"| {n} | " + " | ".join(cells) + " |")
+    exps = list(summary["table"])
+    metrics = [m for m in ("fid", "kl_exact_per_dim", "spectrum_log_error", "marginal_w1")
+               if any(m in row for t in summary["table"].values() for row in t.values())]
+    labels = sorted({s for t in summary["table"].values() for s in t},
+                    key=lambda s: [int(p) for p in s.split("-")])
+    print("\n| steps per scale | " + " | ".join(f"{m} {e}" for m in metrics for e in exps) + " |")
+    print("|---|" + "---|" * (len(metrics) * len(exps)))
+    for label in labels:
+        cells = [summary["table"][e].get(label, {}).get(m, float("nan")) for m in metrics for e in exps]
+        print(f"| {label} | " + " | ".join(f"{c:.3g}" for c in cells) + " |")
+    floors = {m: {e: summary["table"][e][labels[-1]].get(f"{m}_data_floor") for e in exps} for m in metrics}
+    print("\nreal-data floors (as many real images as samples):", json.dumps(floors))
     return out
 
 

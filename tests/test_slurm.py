@@ -136,8 +136,8 @@ def remote_jobs(out: str) -> dict[str, int]:
     return counts
 
 
-STAGE_OUTPUTS = ("data", "decomposed", "models", "samples", "metrics", "report")
-GPU_RULES, CPU_RULES = {"train_scale", "sample", "evaluate"}, {"make_dataset", "decompose", "report"}
+STAGE_OUTPUTS = ("data", "decomposed", "reference", "models", "samples", "metrics", "report")
+GPU_RULES, CPU_RULES = {"train_scale", "sample", "reference", "evaluate"}, {"make_dataset", "decompose", "report"}
 
 
 def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
@@ -150,10 +150,11 @@ def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
     assert None not in recs.values(), [p for p, j in recs.items() if j is None]
     assert set(recs.values()) == set(submitted), (sorted(recs.values()), sorted(submitted))
     # one sbatch per Snakemake job: the tiny config has 1 dataset, 2 decompositions (J=0, 2),
-    # 4 models, 4 samplings, 4 evaluations and the report
+    # 2 real-data references, 4 models, 4 samplings, 4 evaluations and the report
     jobs = remote_jobs(out)
     assert {r: jobs[r] for r in GPU_RULES | CPU_RULES} == {
-        "make_dataset": 1, "decompose": 2, "train_scale": 4, "sample": 4, "evaluate": 4, "report": 1}
+        "make_dataset": 1, "decompose": 2, "reference": 2, "train_scale": 4, "sample": 4,
+        "evaluate": 4, "report": 1}
     assert len(submitted) == sum(jobs.values())
     by_rule: dict[str, list[str]] = {}
     for jid in submitted:
