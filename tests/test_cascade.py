@@ -5,22 +5,13 @@ import zarr
 
 from wsgm import specs
 from wsgm.cascade import run, steps_per_scale
-from wsgm.cli import run_stage
-from wsgm.train import train
+from tests.conftest import train_tiny_models
 
 
 @pytest.fixture
 def tiny_models(tmp_path, tiny_config, tiny_store):
     _, store = tiny_store
-    paths = []
-    for j in range(3):
-        spec = specs.train(tiny_config, "wsgm", j)
-        spec["train"] = {**spec["train"], "steps": 5}
-        out = tmp_path / f"scale{j}.pt"
-        run_stage("train", spec, {"store": store}, {"weights": (out, False)},
-                  lambda t, spec=spec, j=j: train(spec, store, t["weights"], tmp_path / f"{j}.ckpt",
-                                                  torch.device("cpu")))
-        paths.append(out)
+    paths = train_tiny_models(tiny_config, store, tmp_path, steps=5)
     return store, paths
 
 

@@ -97,7 +97,7 @@ def test_exact_wsgm_cascade_reproduces_the_spectrum():
     p = power_spectrum(size, 16.0, 2.0)
     sde = sde_lib.VP()
     # exact stats of the bands (zero mean; std from the symbols) so normalization is the real one
-    from wsgm.nets.exact import scale_symbols
+    from wsgm.symbols import scale_symbols
     symbols, p_coarse = scale_symbols(torch.tensor(p), J2)
     stats = {f"low{J2}": {"mean": [0.0], "std": [float(p_coarse.mean().sqrt())]}}
     for k, s in enumerate(symbols, start=1):

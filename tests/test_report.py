@@ -8,7 +8,7 @@ from wsgm import specs
 from wsgm.cascade import run
 from wsgm.cli import main, run_stage
 from wsgm.metrics.reference import compute
-from wsgm.train import train
+from tests.conftest import train_tiny_models
 
 
 def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
@@ -16,15 +16,7 @@ def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
     cfg = tiny_config
     cfg["experiments"]["wsgm"]["sampling"]["steps"] = [2, [3, 2, 1]]
     cfg["experiments"] = {"wsgm": cfg["experiments"]["wsgm"]}
-    models = []
-    for j in range(3):
-        spec = specs.train(cfg, "wsgm", j)
-        spec["train"] = {**spec["train"], "steps": 3}
-        out = tmp_path / f"scale{j}.pt"
-        run_stage("train", spec, {"store": store}, {"weights": (out, False)},
-                  lambda t, spec=spec, j=j: train(spec, store, t["weights"], tmp_path / f"{j}.ckpt",
-                                                  torch.device("cpu")))
-        models.append(out)
+    models = train_tiny_models(cfg, store, tmp_path, steps=3)
     rspec = specs.reference(cfg, "tiny", "haar", 2)
     ref = tmp_path / "ref.npz"
     run_stage("reference", rspec, {"data": data}, {"reference": (ref, False)},

@@ -10,7 +10,7 @@ from wsgm import sde as sde_lib
 from wsgm import theory
 from wsgm.cascade import cascade
 from wsgm.data.gaussian import power_spectrum
-from wsgm.nets.exact import level_symbol
+from wsgm.symbols import level_symbol
 
 VP = {"name": "vp", "T": 1.0, "eps": 1e-3, "beta_min": 0.1, "beta_max": 20.0}
 

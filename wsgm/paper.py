@@ -195,6 +195,15 @@ def _num(v) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plots(gauss: dict | None, cst: dict | None, proc: dict | None, error: str, outdir: Path) -> list[Path]:
     import matplotlib
 
@@ -216,25 +225,17 @@ def plots(gauss: dict | None, cst: dict | None, proc: dict | None, error: str, o
                    title=f"xi = {mode}")
             ax.legend(fontsize=6, ncol=2)
         ax = axes[-1]
-        for j, mode in enumerate(modes):
-            rs = [x for x in gauss["runs"] if x["xi_mode"] == mode]
-            for name, ls in (("sgm", "--"), ("wsgm", "-")):
-                pts = [(r["size"], r[name]["steps_to_target"][error]) for r in rs
-                       if r[name]["steps_to_target"][error] is not None]
-                if pts:
-                    ax.plot(*zip(*pts), ls, marker="o", color=f"C{j}", label=f"{name.upper()} xi={mode}")
-        for j, (name, v) in enumerate(gauss.get("variants", {}).items(), start=len(modes)):
+        series = [(f"xi={m}", "o", [x for x in gauss["runs"] if x["xi_mode"] == m]) for m in modes]
+        series += [(name, "s", v["runs"]) for name, v in gauss.get("variants", {}).items()]
+        for j, (label, marker, rs) in enumerate(series):
             for model, ls in (("sgm", "--"), ("wsgm", "-")):
-                pts = [(r["size"], r[model]["steps_to_target"][error]) for r in v["runs"]
+                pts = [(r["size"], r[model]["steps_to_target"][error]) for r in rs
                        if r[model]["steps_to_target"][error] is not None]
                 if pts:
-                    ax.plot(*zip(*pts), ls, marker="s", color=f"C{j}", label=f"{model.upper()} {name}")
+                    ax.plot(*zip(*pts), ls, marker=marker, color=f"C{j}", label=f"{model.upper()} {label}")
         ax.set(xscale="log", yscale="log", xlabel="L", ylabel=f"steps to {error} target", title="steps vs size")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(outdir / "paper_gaussian.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(fig, outdir / "paper_gaussian.png"))
     if cst:
         fig, ax = plt.subplots(figsize=(5, 4))
         px = [r["pixels"] for r in cst["rows"]]
@@ -244,10 +245,7 @@ def plots(gauss: dict | None, cst: dict | None, proc: dict | None, error: str, o
                 label=f"SGM at steps for same error (slope {_num(cst['sgm_slope'])})")
         ax.set(xscale="log", yscale="log", xlabel="pixels", ylabel="s per image", title="sampling cost")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(outdir / "paper_cost.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(fig, outdir / "paper_cost.png"))
     if proc:
         names = list(proc["rows"])
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -258,10 +256,7 @@ def plots(gauss: dict | None, cst: dict | None, proc: dict | None, error: str, o
         ax.set_xticks(x, names, rotation=30, fontsize=8)
         ax.set(yscale="log", ylabel=f"steps to {error} target", title=f"forward processes, L={proc['size']}")
         ax.legend()
-        fig.tight_layout()
-        written.append(outdir / "paper_sde.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(fig, outdir / "paper_sde.png"))
     return written
 
 

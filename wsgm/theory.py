@@ -34,7 +34,8 @@ import torch
 
 from wsgm import wavelets
 from wsgm.metrics.spectrum import radial_average
-from wsgm.nets.exact import GaussianEps, exact_models, scale_symbols
+from wsgm.nets.exact import GaussianEps, exact_models
+from wsgm.symbols import scale_symbols
 from wsgm.samplers import time_grid
 from wsgm.sde import SDE
 

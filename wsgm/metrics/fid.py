@@ -46,19 +46,21 @@ class WeightsError(RuntimeError):
     """The feature extractor's weights file is missing or is not the expected one."""
 
 
-class FieldStatistics(FeatureExtractorBase):
-    """Multi-scale statistics of N×C×L×L float fields (see the module docstring)."""
+class _OwnExtractor(FeatureExtractorBase):
+    """A wsgm feature extractor: one feature layer, ``LAYER``, used for every metric; not compiled."""
+
+    LAYER = ""
 
     def __init__(self, name, features_list, **kwargs):
         super().__init__(name, features_list)
 
-    @staticmethod
-    def get_provided_features_list():
-        return ("stats",)
+    @classmethod
+    def get_provided_features_list(cls):
+        return (cls.LAYER,)
 
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "stats"
+    @classmethod
+    def get_default_feature_layer_for_metric(cls, metric):
+        return cls.LAYER
 
     @staticmethod
     def can_be_compiled():
@@ -67,6 +69,12 @@ class FieldStatistics(FeatureExtractorBase):
     @staticmethod
     def get_dummy_input_for_compile():
         return torch.zeros(1, 1, 8, 8)
+
+
+class FieldStatistics(_OwnExtractor):
+    """Multi-scale statistics of N×C×L×L float fields (see the module docstring)."""
+
+    LAYER = "stats"
 
     def forward(self, x):
         x = x.to(torch.float64)
@@ -97,27 +105,10 @@ def _log_radial_power(x: torch.Tensor) -> torch.Tensor:
     return torch.log(radial[..., 1:] + 1e-12)
 
 
-class Identity(FeatureExtractorBase):
+class Identity(_OwnExtractor):
     """The flattened input as features."""
 
-    def __init__(self, name, features_list, **kwargs):
-        super().__init__(name, features_list)
-
-    @staticmethod
-    def get_provided_features_list():
-        return ("pixels",)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric):
-        return "pixels"
-
-    @staticmethod
-    def can_be_compiled():
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile():
-        return torch.zeros(1, 1, 1, 1)
+    LAYER = "pixels"
 
     def forward(self, x):
         return (x.reshape(x.shape[0], -1).to(torch.float32),)
@@ -159,7 +150,8 @@ def extractor_identity(fid: dict) -> dict:
     if name == INCEPTION:
         _, digest = check_weights(fid)
         return {"name": name, "weights_sha256": digest, "layer": "2048"}
-    source = inspect.getsource(OWN[name]) + inspect.getsource(_log_radial_power)
+    source = (inspect.getsource(_OwnExtractor) + inspect.getsource(OWN[name])
+              + inspect.getsource(_log_radial_power))
     return {"name": name, "definition_sha256": hashlib.sha256(source.encode()).hexdigest(),
             "layer": OWN[name].get_default_feature_layer_for_metric("fid")}
 

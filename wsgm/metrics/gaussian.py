@@ -12,29 +12,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from wsgm import wavelets
+from wsgm.symbols import scale_symbols
 
 
 def lowpass_spectrum(spectrum: np.ndarray, k: int, wavelet: str = "haar") -> np.ndarray:
     """Exact spectrum of the level-k low-pass (same normalization) of a field with ``spectrum``.
 
-    Autocovariance r(m) = Cov(low_k(0), low_k(m)) = (A C Aᵀ)[0, m] with A the k-level analysis:
-    Aᵀ δ₀ is the inverse DWT of a unit impulse in the low band (A is orthonormal), C is applied by
-    FFT, then A again; the spectrum is the DFT of r.
+    The low-low entry of the one-level symbols of :func:`wsgm.symbols.scale_symbols`, applied k
+    times (exact: no approximation of the filters or of aliasing).
     """
-    if k == 0:
-        return np.asarray(spectrum, dtype=np.float64)
-    size = spectrum.shape[-1]
-    coarse = size >> k
-    v = torch.zeros(1, 1, coarse, coarse, dtype=torch.float64)
-    v[0, 0, 0, 0] = 1.0
-    for _ in range(k):
-        v = wavelets.idwt2(v, torch.zeros(1, 3, *v.shape[-2:], dtype=torch.float64), wavelet)
-    p = torch.as_tensor(spectrum, dtype=torch.float64)
-    w = torch.fft.ifft2(p * torch.fft.fft2(v)).real
-    for _ in range(k):
-        w, _details = wavelets.dwt2(w, wavelet)
-    return torch.fft.fft2(w[0, 0]).real.numpy()
+    _, p_coarse = scale_symbols(torch.as_tensor(np.asarray(spectrum, dtype=np.float64)), k, wavelet)
+    return p_coarse.numpy()
 
 
 def empirical_spectrum2d(x: np.ndarray) -> np.ndarray:
