@@ -116,10 +116,17 @@ def _restart_slurmd_when_training_runs(root: Path, done: threading.Event, restar
         running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%k"], capture_output=True,
                                  text=True, timeout=20).stdout
         if "rule_train_scale" in running:
-            restart["done"] = {p: (job_id(r), (root / p).stat().st_mtime)
-                               for p, r in records(root).items()}
+            restart["done"] = _fingerprints(root)
             _restart_slurmd()
             return
+
+
+def _fingerprints(root: Path) -> dict[str, tuple[str | None, str]]:
+    """Provenance record path -> (SLURM job id, the record's content). A job that ran again would
+    have a new id (a new sbatch) or, requeued under the same id, a new record (its start and end
+    times). Not the files' mtimes: Snakemake touches a job's outputs when it registers the job as
+    finished, which for a job whose record was just written can come after the restart."""
+    return {p: (job_id(r), json.dumps(r, sort_keys=True)) for p, r in records(root).items()}
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +196,7 @@ def test_a_slurmd_restart_mid_run_loses_no_completed_work(runs):
     assert restart, "no training job was seen running"
     done = restart["done"]
     assert "results/data/tiny/data.zarr.prov.json" in done and len(done) >= 3, sorted(done)
-    now = {p: (job_id(r), (root / p).stat().st_mtime) for p, r in records(root).items()}
+    now = _fingerprints(root)
     assert {p: now[p] for p in done} == done  # nothing that was done ran again
     assert len(SUBMITTED.findall(out)) == sum(remote_jobs(out).values())  # none submitted twice
 
