@@ -3,7 +3,8 @@
 The same schema is enforced by the Snakefile (``snakemake.utils.validate``) and by the CLI; this
 module adds the defaults (including inside named entries, which Snakemake's validator skips),
 turns the first schema violation into one message naming the key and the fix, and checks what a
-schema cannot express (an experiment naming a missing dataset, J too large for the image size).
+schema cannot express (an experiment naming a missing dataset, J too large for the image size)
+and resolves `models_from` (an experiment sharing another one's trained models).
 """
 
 from __future__ import annotations
@@ -155,11 +156,57 @@ def _check_semantics(cfg: dict) -> None:
                 f"divisible by {need}, but the coarsest scale is {size // 2**J}. Fix: use fewer levels")
 
 
+# What determines an experiment's trained models: an experiment with `models_from: OTHER` takes
+# these from OTHER (and OTHER's model files), so it can differ only in sampling and metrics.
+MODEL_KEYS = ("dataset", "wavelet", "J", "sde", "net", "train")
+
+
+def _share_models(experiments: Any) -> None:
+    """Resolve ``models_from`` in place (before defaults are filled, so that only values the user
+    wrote can conflict): copy OTHER's MODEL_KEYS into the sharing experiment."""
+    if not isinstance(experiments, dict):
+        return  # the schema check names the problem
+    node = _resolve_ref(schema()["$defs"]["experiment"])
+    for name, exp in experiments.items():
+        if not isinstance(exp, dict) or not exp.get("models_from"):
+            continue
+        key = f"experiments.{name}.models_from"
+        other = exp["models_from"]
+        if other == name:
+            raise ConfigError(f"config error at '{key}': experiment {name!r} names itself. Fix: remove "
+                              "models_from (it then trains its own models) or name another experiment")
+        if not isinstance(other, str) or other not in experiments:
+            raise ConfigError(f"config error at '{key}': experiment {other!r} is not defined. Fix: use one "
+                              f"of {sorted(n for n in experiments if n != name)}")
+        target = experiments[other]
+        if not isinstance(target, dict):
+            continue  # the schema check names the problem
+        if target.get("models_from"):
+            raise ConfigError(
+                f"config error at '{key}': {other!r} itself takes its models from "
+                f"{target['models_from']!r}; chains are not followed. Fix: set models_from: "
+                f"{target['models_from']!r} (the experiment that trains them)")
+        mine = _fill_defaults({k: copy.deepcopy(exp[k]) for k in MODEL_KEYS if k in exp}, node)
+        theirs = _fill_defaults({k: copy.deepcopy(target[k]) for k in MODEL_KEYS if k in target}, node)
+        for k in MODEL_KEYS:
+            if k in exp and mine.get(k) != theirs.get(k):
+                raise ConfigError(
+                    f"config error at 'experiments.{name}.{k}': {mine.get(k)!r} differs from the value "
+                    f"{theirs.get(k)!r} of {other!r}, whose trained models {name!r} uses (models_from). "
+                    f"Fix: remove {k} from {name!r} (it is taken from {other!r}), or remove models_from "
+                    f"to train {name!r}'s own models")
+        for k in MODEL_KEYS:
+            if k in target:
+                exp[k] = copy.deepcopy(target[k])
+
+
 def check(config: dict) -> dict:
     """Return a validated copy of ``config`` with every default filled in; raise ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError("config error: the config file must be a mapping of keys to values")
-    cfg = _fill_defaults(copy.deepcopy(config), schema())
+    config = copy.deepcopy(config)
+    _share_models(config.get("experiments"))
+    cfg = _fill_defaults(config, schema())
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(cfg))
     if error is not None:

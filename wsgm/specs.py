@@ -9,6 +9,7 @@ experiment's net retrains only that experiment.
 from __future__ import annotations
 
 import json
+import re
 
 from wsgm import samplers
 from wsgm import sde as sde_lib
@@ -74,7 +75,23 @@ def decompose(cfg: dict, wavelet: str, J: int) -> dict:
     return {"stage": "decompose", "wavelet": wavelet, "J": J, "code": _code("decompose")}
 
 
+def models_owner(cfg: dict, exp_name: str) -> str:
+    """The experiment that trains ``exp_name``'s models: itself, or the one named by models_from."""
+    return experiment(cfg, exp_name).get("models_from") or exp_name
+
+
+def trained_experiments(cfg: dict) -> list[str]:
+    """The experiments that train models (those without models_from)."""
+    return [name for name in cfg["experiments"] if models_owner(cfg, name) == name]
+
+
+def trained_pattern(cfg: dict) -> str:
+    """Regex of the experiment names that train models (the train rule's wildcard constraint)."""
+    return "|".join(map(re.escape, trained_experiments(cfg)))
+
+
 def train(cfg: dict, exp_name: str, scale: int) -> dict:
+    exp_name = models_owner(cfg, exp_name)  # a sharing experiment trains nothing of its own
     exp = experiment(cfg, exp_name)
     if not 0 <= scale <= exp["J"]:
         raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
@@ -182,7 +199,8 @@ def store_path(cfg: dict, exp_name: str) -> str:
 
 
 def model_paths(cfg: dict, exp_name: str) -> list[str]:
-    return [f"{RESULTS}/models/{exp_name}/scale{j}.pt" for j in range(experiment(cfg, exp_name)["J"] + 1)]
+    owner = models_owner(cfg, exp_name)
+    return [f"{RESULTS}/models/{owner}/scale{j}.pt" for j in range(experiment(cfg, owner)["J"] + 1)]
 
 
 def samples_path(exp_name: str, steps) -> str:

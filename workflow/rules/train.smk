@@ -7,6 +7,8 @@ rule train_scale:
     output:
         weights="results/models/{experiment}/scale{j}.pt",
         record="results/models/{experiment}/scale{j}.pt.prov.json",
+    wildcard_constraints:  # experiments with models_from use another one's models: no training
+        experiment=specs.trained_pattern(config),
     params:
         spec=spec_param("train", exp_name=lambda w: w.experiment, scale=lambda w: int(w.j)),
         checkpoint=lambda w: specs.checkpoint_path(w.experiment, int(w.j)),
