@@ -1,0 +1,128 @@
+"""The CelebA-HQ 128² paper run (config/celebahq128_paper.yaml with profiles/celebahq128_paper),
+checked by a dry run under the SLURM profile, exactly as a user types it on the cluster (plus the
+checksum, which only a download can give): its jobs, the resources they would ask for, and that
+nothing is downloaded by a compute job. Needs no data, no GPU and no SLURM.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from wsgm import config as config_lib
+from wsgm import specs
+
+from .conftest import REPO
+from .test_workflow import make_project, snakemake
+
+pytestmark = pytest.mark.workflow
+
+CONFIG = "config/celebahq128_paper.yaml"
+PROFILE = "profiles/celebahq128_paper"
+SHA = "0" * 64  # stands in for the user's `sha256sum celeba_hq.zip`
+RUN = ("--profile", "profiles/slurm", "--workflow-profile", PROFILE, "--configfile", CONFIG)
+PIN = ("--config", f"datasets={{celebahq128: {{sha256: '{SHA}'}}}}")
+STEPS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+OWNERS = {"sgm_quadratic": 0, "wsgm1_quadratic": 1, "wsgm2_quadratic": 2}
+TWINS = {"sgm_uniform": "sgm_quadratic", "wsgm1_uniform": "wsgm1_quadratic", "wsgm2_uniform": "wsgm2_quadratic"}
+
+
+def dry_run_jobs(out: str) -> list[dict]:
+    """Every job of a dry run: rule, input, wildcards and resources as printed by Snakemake."""
+    jobs: list[dict] = []
+    for line in out.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            jobs.append({"rule": m.group(1), "input": [], "wildcards": {}, "resources": {}})
+        elif jobs and (m := re.match(r"^    (input|wildcards|resources): (.*)", line)):
+            field, value = m.groups()
+            if field == "input":
+                jobs[-1]["input"] = value.split(", ")
+            else:
+                jobs[-1][field] = dict(kv.split("=", 1) for kv in value.split(", "))
+    return [j for j in jobs if j["rule"] != "all"]
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("celebahq128"))
+    return dry_run_jobs(snakemake(root, "--dry-run", *RUN, *PIN))
+
+
+def test_without_a_pinned_checksum_the_config_refuses(tmp_path):
+    root = make_project(tmp_path / "unpinned")
+    out = snakemake(root, "--dry-run", *RUN, check=False)
+    assert "config error at 'datasets.celebahq128.sha256'" in out and "sha256sum" in out, out[-2000:]
+    assert not (root / "results").exists() and not (root / "resources").exists()
+
+
+def test_each_model_is_trained_once_and_each_experiment_sampled_at_every_step_count(plan):
+    counts: dict[str, int] = {}
+    for job in plan:
+        counts[job["rule"]] = counts.get(job["rule"], 0) + 1
+    assert counts == {"fetch_celebahq128": 1, "fetch_inception": 1, "make_dataset": 1, "decompose": 3,
+                      "reference": 3, "train_scale": 6, "sample": 60, "evaluate": 60, "report": 1}
+    trained = {(j["wildcards"]["experiment"], int(j["wildcards"]["j"])) for j in plan if j["rule"] == "train_scale"}
+    assert trained == {(e, j) for e, J in OWNERS.items() for j in range(J + 1)}
+    sampled = {(j["wildcards"]["experiment"], int(j["wildcards"]["steps"])) for j in plan if j["rule"] == "sample"}
+    assert sampled == {(e, s) for e in [*OWNERS, *TWINS] for s in STEPS}
+    for job in plan:
+        if job["rule"] == "sample":
+            exp = job["wildcards"]["experiment"]
+            owner = TWINS.get(exp, exp)
+            models = sorted(p for p in job["input"] if p.endswith(".pt"))
+            assert models == [f"results/models/{owner}/scale{j}.pt" for j in range(OWNERS[owner] + 1)], job
+
+
+def test_gpu_jobs_ask_for_realistic_resources(plan):
+    by = {}
+    for job in plan:
+        by.setdefault(job["rule"], []).append(job)
+    for rule in ("train_scale", "sample", "reference", "evaluate"):
+        assert all(j["resources"].get("gpu") == "1" for j in by[rule]), rule
+        assert all(int(j["resources"]["mem_mb"]) == 32000 for j in by[rule]), rule
+    for rule in ("make_dataset", "decompose"):
+        assert all("gpu" not in j["resources"] for j in by[rule]), rule
+    assert {int(j["resources"]["runtime"]) for j in by["train_scale"]} == {1440}  # a day per model
+    runtime = {int(j["wildcards"]["steps"]): int(j["resources"]["runtime"]) for j in by["sample"]}
+    assert runtime[2] == 31 and runtime[1024] == 644  # 30 min + 0.6 min per step (10000 samples)
+    assert all(runtime[a] <= runtime[b] for a, b in zip(STEPS, STEPS[1:]))
+    assert {int(j["resources"]["runtime"]) for j in by["evaluate"]} == {60}
+
+
+def test_runtime_and_memory_grow_with_the_attempt_up_to_the_cap():
+    """The profile's expressions, evaluated as Snakemake does (Python, with attempt and wildcards)."""
+    rules = yaml.safe_load((REPO / PROFILE / "config.yaml").read_text())["set-resources"]
+
+    def value(rule, key, attempt, steps="1024"):
+        return eval(str(rules[rule][key]), {"attempt": attempt, "wildcards": SimpleNamespace(steps=steps)})
+
+    assert [value("train_scale", "runtime", a) for a in (1, 2, 3)] == [1440, 2880, 2880]
+    assert [value("sample", "runtime", a) for a in (1, 2, 3)] == [644, 1288, 1932]
+    assert [value("sample", "runtime", a, "8-8-32") for a in (1, 2)] == [49, 98]  # per-scale lists: the max
+    assert [value("evaluate", "mem_mb", a) for a in (1, 2)] == [32000, 64000]
+    # the same rules as the default workflow profile, so a site's GRES edit has one shape in both
+    default = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert set(default["set-resources"]) <= set(rules)
+    assert {k: v for k, v in default.items() if k != "set-resources"} == {
+        k: v for k, v in yaml.safe_load((REPO / PROFILE / "config.yaml").read_text()).items() if k != "set-resources"}
+
+
+def test_nothing_is_downloaded_at_evaluation_time(plan):
+    """Downloads are local rules on the submit host; scoring jobs read the fetched weights."""
+    cfg = config_lib.load(REPO / CONFIG, {"datasets": {"celebahq128": {"sha256": SHA}}})
+    for job in plan:
+        if job["rule"] in ("reference", "evaluate"):
+            assert specs.INCEPTION_WEIGHTS in job["input"], job
+    spec = specs.evaluate(cfg, "wsgm2_uniform", 1024)
+    assert spec["fid"]["extractor"] == "inception-v3-compat"
+    assert spec["fid"]["weights"] == specs.INCEPTION_WEIGHTS
+    smk = (REPO / "workflow/rules/evaluate.smk").read_text() + (REPO / "workflow/rules/fetch.smk").read_text()
+    assert re.search(r"localrules:\s*fetch_inception", smk) and "localrule: True" in smk
+    # the real images' reference covers the whole dataset; FID on 10000 samples per step count
+    assert cfg["fid"]["n_reference"] == 30000
+    assert {e["sampling"]["n_samples"] for e in cfg["experiments"].values()} == {10000}
+    assert {e["sde"]["name"] for e in cfg["experiments"].values()} == {"ou"}
+    assert {e["sampling"]["time_grid"] for n, e in cfg["experiments"].items()} == {"quadratic", "uniform"}
