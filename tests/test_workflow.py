@@ -199,6 +199,25 @@ def test_interrupted_training_resumes_without_clean_up(tmp_path, tiny):
     assert weights.exists() and (root / "results/report/summary.json").exists()
 
 
+def test_inverse_target_scores_the_known_part_and_reruns_only_its_stale_tasks(project, tiny):
+    snakemake(project, "inverse")
+    for exp in ("sgm", "wsgm"):
+        for task in ("inpaint_center", "inpaint_blocks"):
+            result = json.loads((project / f"results/inverse/{exp}/{task}_steps4.json").read_text())
+            assert result["inverse"]["metrics"]["known_max_abs_error"] < 1e-5, (exp, task)
+            assert result["mode"] == "inverse" and "spectrum_log_error" in result["metrics"]
+    assert "Nothing to be done" in snakemake(project, "--dry-run", "inverse")
+    cfg = json.loads(json.dumps(tiny))
+    cfg["inverse"] = {"fraction": 0.25}  # only the random-block task reads it
+    path = project / "config" / "inverse.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = snakemake(project, "--dry-run", "--configfile", str(path), "inverse")
+    jobs = re.findall(r"^rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)", out, re.M)
+    assert {(r, w) for r, w in jobs} == {
+        (rule, f"experiment={exp}, task=inpaint_blocks, steps=4")
+        for rule in ("inverse_sample", "inverse_evaluate") for exp in ("sgm", "wsgm")}
+
+
 def test_lint_is_clean_and_a_bad_config_stops_before_any_job(tmp_path, tiny):
     root = make_project(tmp_path / "lint")
     assert "Congratulations, your workflow is in a good condition" in snakemake(root, "--lint")
