@@ -16,6 +16,8 @@ from wsgm.cascade import cascade
 from wsgm.data import gaussian
 from wsgm.nets.exact import exact_models
 
+from tests.conftest import REPO
+
 SIZE = 16
 SDE = {"name": "vp", "beta_min": 0.1, "beta_max": 20.0, "T": 1.0, "eps": 1e-3}
 
@@ -127,7 +129,7 @@ def test_cli_solves_and_scores_an_inverse_problem(tmp_path, tiny_config, tiny_st
     """`wsgm sample --inverse` then `wsgm evaluate --inverse` on the tiny config with briefly
     trained models: the store holds truth and measurement, the known part is exact, the record
     names the task; a mask across the Haar blocks of J = 2 is one clear error and no output."""
-    from tests.conftest import REPO, train_tiny_models
+    from tests.conftest import train_tiny_models
     from wsgm.cli import main
 
     data, store = tiny_store
@@ -165,3 +167,48 @@ def test_cli_solves_and_scores_an_inverse_problem(tmp_path, tiny_config, tiny_st
     assert main(["sample", *common, "--inverse", "inpaint_blocks", "--store", str(store), "--models", *models,
                  "--truth", str(data), "--out", str(bad)]) == 2
     assert not bad.exists()
+
+
+def test_config_refuses_colorization_of_gray_data_and_unknown_experiments(tiny_config):
+    raw = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    for inv, message in (({"tasks": ["colorize"]}, "colorize needs 3-channel images, experiment 'sgm' has 1"),
+                         ({"experiments": ["nope"]}, "experiment 'nope' is not defined")):
+        with pytest.raises(config_lib.ConfigError, match=message):
+            config_lib.check({**raw, "inverse": inv})
+    cfg = config_lib.check({**raw, "inverse": {"hole": 0.3}})
+    assert specs.inverse_task(cfg, "sgm", "inpaint_center") == {  # 16 px images, J up to 2: 8-px steps
+        "name": "inpaint_center", "kind": "inpaint", "mask": "center", "side": 8}
+    assert specs.inverse_task(cfg, "wsgm", "inpaint_blocks")["block"] == 4
+    assert specs.all_inverse(cfg) == [f"results/inverse/{e}/{t}_steps4.json" for e in ("sgm", "wsgm")
+                                      for t in ("inpaint_center", "inpaint_blocks")]
+
+
+def test_colorization_stage_writes_gray_measurement_and_keeps_it(tmp_path, tiny_config):
+    """The sample stage on a 3-channel dataset (J = 2, briefly trained models): y is the gray
+    image, the solutions have exactly that gray at the finest scale and its low-pass at x2."""
+    from tests.conftest import train_tiny_models
+    from wsgm.cascade import lowpass, run
+    from wsgm.cli import run_stage
+    from wsgm.decompose import decompose
+    from wsgm.metrics.inverse import errors
+
+    cfg = json.loads(json.dumps(tiny_config))
+    cfg["datasets"]["tiny"]["channels"] = 3
+    data, store = tmp_path / "data.zarr", tmp_path / "haar_J2.zarr"
+    dspec = specs.dataset(cfg, "tiny")
+    run_stage("dataset", dspec, {}, {"data": (data, True)}, lambda t: gaussian.simulate(dspec, t["data"]))
+    cspec = specs.decompose(cfg, "haar", 2)
+    run_stage("decompose", cspec, {"data": data}, {"store": (store, True)},
+              lambda t: decompose(cspec, data, t["store"]))
+    models = train_tiny_models(cfg, store, tmp_path, steps=2)
+    spec = specs.inverse(cfg, "wsgm", "colorize", 2)
+    spec["sampling"] = {**spec["sampling"], "n_samples": 5, "batch_size": 4}
+    run(spec, store, models, tmp_path / "c.zarr", torch.device("cpu"), offset=7, truth=data)
+    g = zarr.open_group(str(tmp_path / "c.zarr"), mode="r")
+    task = inverse.build(spec["inverse"], 3, 16, 0)
+    truth, x = (torch.from_numpy(g[k][:]) for k in ("truth", "x0"))
+    index = np.arange(7, 12)
+    assert g["y"].shape == (5, 1, 16, 16) and torch.allclose(torch.from_numpy(g["y"][:]), task.measure(truth, index))
+    assert errors(task, x, truth, index)["known_max_abs_error"] < 1e-5
+    gray2 = task.measure(torch.from_numpy(g["x2"][:]), index)
+    assert torch.allclose(gray2, lowpass(task.measure(truth, index), 2, "haar"), atol=2e-4)
