@@ -77,7 +77,9 @@ def cascade(models: list, stats: dict, spec: dict, n: int, generator: torch.Gene
     def draw(j: int, shape: tuple[int, ...], cond: torch.Tensor | None) -> torch.Tensor:
         model = models[j]
         eps_fn = counter.wrap(j, lambda x, t: model(x, t, cond))
-        proj = None if bands is None else bands[band_pair(J, j)[0]]
+        proj = None if bands is None else bands.get(band_pair(J, j)[0])  # absent: nothing known
+        if proj is not None and proj.full:  # the whole band is measured: nothing to draw
+            return proj.target.to(device)
         project = None if proj is None else _projection(proj, sde, generator)
         x = reverse_sample(eps_fn, sde, shape, steps[j], sampling["sampler"], sampling["time_grid"],
                            generator, device, project=project, **sampler_options(sampling))
@@ -161,9 +163,8 @@ def run(spec: dict, store: Path, model_paths: list[Path], out: Path, device: tor
               for k in range(J + 1)}
     extra = {}
     if task is not None:
-        y_channels = 1 if task.kind == "colorize" else channels
         extra = {"truth": create_array(group, "truth", (n_total, channels, size, size), batch),
-                 "y": create_array(group, "y", (n_total, y_channels, size, size), batch)}
+                 "y": create_array(group, "y", (n_total, *task.y_shape()), batch)}
     counter = Counter()
     finite = True
     t0 = time.perf_counter()

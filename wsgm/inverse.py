@@ -3,7 +3,7 @@
 A task measures a linear, orthogonally projected part of an image: inpainting keeps the pixels of
 a mask (a centred square hole, or random blocks), colorization keeps the gray component
 g = (r + g + b)/√3 of a 3-channel image (one axis of an orthonormal channel transform; the two
-chroma axes are unknown). Inside the reverse sampler, after every predictor and corrector step,
+chroma axes are unknown), super-resolution keeps the level-L wavelet low-pass. Inside the reverse sampler, after every predictor and corrector step,
 the known part of the state x_t is replaced by a forward-noised measurement m(t) y + s(t) z and
 the unknown part kept; the sample ends with a hard projection (known part = y exactly).
 
@@ -20,7 +20,8 @@ task gives, per band of the cascade, a :class:`Projector` in those coordinates:
 
 Tasks are named in the config (``inverse.tasks``) and reach the stage as a spec dict
 (``wsgm.specs.inverse_task``): {"kind": "inpaint", "mask": "center", "side": 16},
-{"kind": "inpaint", "mask": "blocks", "block": 4, "fraction": 0.5} or {"kind": "colorize"}.
+{"kind": "inpaint", "mask": "blocks", "block": 4, "fraction": 0.5}, {"kind": "colorize"} or
+{"kind": "superres", "levels": 2, "wavelet": "haar"}.
 Random block masks are a pure function of (seed, image index), the same for every experiment.
 """
 
@@ -36,7 +37,7 @@ from wsgm.batches import normalize
 from wsgm.runtime import derive_seed
 from wsgm.samplers import PROJECTABLE
 
-KINDS = ("inpaint", "colorize")
+KINDS = ("inpaint", "colorize", "superres")
 MASKS = ("center", "blocks")
 
 
@@ -51,8 +52,8 @@ class Projector:
     ``hard`` by the target itself.
     """
 
-    def __init__(self, apply, target: torch.Tensor) -> None:
-        self.apply, self.target = apply, target
+    def __init__(self, apply, target: torch.Tensor, full: bool = False) -> None:
+        self.apply, self.target, self.full = apply, target, full  # full: the whole band is known
 
     def noisy(self, x: torch.Tensor, m: float, s: float, z: torch.Tensor) -> torch.Tensor:
         return x - self.apply(x) + (m * self.target + s * self.apply(z)).to(x.dtype)
@@ -85,6 +86,10 @@ class Task:
     def unknown_fraction(self, index: np.ndarray) -> float:
         """Fraction of the image's dimensions that are unknown (for per-dimension errors)."""
         raise NotImplementedError
+
+    def y_shape(self) -> tuple[int, int, int]:
+        """Shape of one image's measurement y."""
+        return self.channels, self.size, self.size
 
 
 def _band_values(y: torch.Tensor, J: int, wavelet: str) -> dict[str, torch.Tensor]:
@@ -203,9 +208,69 @@ class Colorize(Task):
     def unknown_fraction(self, index):
         return 2 / 3
 
+    def y_shape(self):
+        return 1, self.size, self.size
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+class SuperRes(Task):
+    """Known: the level-L low-pass of the task's wavelet (an image 2^L times smaller).
+
+    WSGM with J >= L: low{J} and the detail bands of levels L+1..J are known whole (the coarse
+    draws are skipped: the cascade starts from the real low-pass, as ``--lowres`` does); with
+    J < L (and SGM) the low{J} band is known on its level-(L-J) low-pass subspace, which commutes
+    with the per-channel normalization (constants lie in it).
+    """
+
+    kind = "superres"
+
+    def measure(self, x, index):
+        return wavelets.wavedec2(x, self.spec["wavelet"], self.spec["levels"])[0]
+
+    def _up(self, low: torch.Tensor, levels: int) -> torch.Tensor:
+        """The projection back to full size: inverse DWT with zero detail bands."""
+        for _ in range(levels):
+            low = wavelets.idwt2(low, torch.zeros(low.shape[0], 3 * low.shape[1], *low.shape[2:],
+                                                  dtype=low.dtype, device=low.device), self.spec["wavelet"])
+        return low
+
+    def known(self, x, index):
+        return self._up(self.measure(x, index), self.spec["levels"])
+
+    def check(self, J, wavelet):
+        if self.spec["levels"] < 1 or self.size % 2 ** self.spec["levels"]:
+            raise InverseError(f"super-resolution by 2^{self.spec['levels']} does not fit {self.size}x{self.size} images")
+        if J > 0 and wavelet != self.spec["wavelet"]:
+            raise InverseError(f"super-resolution from a {self.spec['wavelet']} low-pass needs the same wavelet "
+                               f"scale by scale; this experiment uses {wavelet}. Fix: match inverse wavelets")
+
+    def bands(self, y, index, J, wavelet, stats):
+        self.check(J, wavelet)
+        L = self.spec["levels"]
+        if J >= L:
+            low, details = wavelets.wavedec2(y, wavelet, J - L)
+            out = {f"low{J}": Projector(_identity, normalize(low, stats[f"low{J}"]), full=True)}
+            for k, d in enumerate(details, start=L + 1):
+                out[f"detail{k}"] = Projector(_identity, normalize(d, stats[f"detail{k}"]), full=True)
+            return out  # detail bands of levels 1..L: unknown
+
+        def apply(x):
+            return self._up(wavelets.wavedec2(x, self.spec["wavelet"], L - J)[0], L - J)
+        return {f"low{J}": Projector(apply, normalize(self._up(y, L - J), stats[f"low{J}"]))}
+
+    def unknown_fraction(self, index):
+        return 1 - 4.0 ** -self.spec["levels"]
+
+    def y_shape(self):
+        side = self.size >> self.spec["levels"]
+        return self.channels, side, side
+
 
 def build(spec: dict, channels: int, size: int, seed: int) -> Task:
-    kinds = {"inpaint": Inpaint, "colorize": Colorize}
+    kinds = {"inpaint": Inpaint, "colorize": Colorize, "superres": SuperRes}
     if spec.get("kind") not in kinds:
         raise InverseError(f"unknown inverse task kind {spec.get('kind')!r}; use one of {KINDS}")
     return kinds[spec["kind"]](spec, channels, size, seed)

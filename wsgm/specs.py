@@ -130,12 +130,12 @@ def evaluate(cfg: dict, exp_name: str, steps) -> dict:
             "device": cfg["device"], "code": _code("evaluate")}
 
 
-INVERSE_TASKS = ("inpaint_center", "inpaint_blocks", "colorize")
+INVERSE_TASKS = ("inpaint_center", "inpaint_blocks", "colorize", "superres")
 
 
 def inverse_task(cfg: dict, exp_name: str, task: str) -> dict:
-    """The measurement of an inverse task in pixels (hole side, block size), the same for every
-    experiment of the config: aligned on the 2^J blocks of its deepest cascade."""
+    """The measurement of an inverse task in pixels (hole side, block size, low-pass levels), the
+    same for every experiment of the config: aligned on the 2^J blocks of its deepest cascade."""
     exp = experiment(cfg, exp_name)
     if task not in INVERSE_TASKS:
         raise KeyError(f"unknown inverse task {task!r}; use one of {INVERSE_TASKS}")
@@ -143,6 +143,10 @@ def inverse_task(cfg: dict, exp_name: str, task: str) -> dict:
     align = 2 ** max(e["J"] for e in cfg["experiments"].values())
     if task == "colorize":
         return {"name": task, "kind": "colorize"}
+    if task == "superres":  # the deepest experiment's low-pass, so its cascade starts from it
+        deepest = max(cfg["experiments"].values(), key=lambda e: e["J"])
+        return {"name": task, "kind": "superres", "levels": inv["superres_levels"] or max(1, deepest["J"]),
+                "wavelet": deepest["wavelet"]}
     if task == "inpaint_center":
         side = max(2 * align, round(inv["hole"] * size / (2 * align)) * 2 * align)
         return {"name": task, "kind": "inpaint", "mask": "center", "side": min(side, size - 2 * align)}
