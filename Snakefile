@@ -22,9 +22,11 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/inverse.smk"
 
 
 rule all:
     input:
         list(specs.REPORT_FILES.values()),
+        specs.all_inverse(config) if config["inverse"]["in_all"] else [],
     default_target: True

@@ -55,9 +55,10 @@ def snakemake(root: Path, *args: str, timeout: float = 900, check: bool = True) 
     return out
 
 
-def planned(root: Path, config: dict | None = None) -> set[tuple[str, tuple]]:
-    """(rule, wildcards) of every job a dry run would execute (without the `all` target)."""
-    args = ["--dry-run"]
+def planned(root: Path, config: dict | None = None, targets: tuple[str, ...] = ()) -> set[tuple[str, tuple]]:
+    """(rule, wildcards) of every job a dry run of ``targets`` (default: all) would execute
+    (without the `all` target)."""
+    args = [*targets, "--dry-run"]
     if config is not None:
         path = root / "config" / "modified.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -197,6 +198,21 @@ def test_interrupted_training_resumes_without_clean_up(tmp_path, tiny):
     log = (root / "results/logs/train/sgm_scale0.log").read_text()
     assert "resuming from" in log
     assert weights.exists() and (root / "results/report/summary.json").exists()
+
+
+def test_inverse_target_scores_the_known_part_and_reruns_only_its_stale_tasks(project, tiny):
+    snakemake(project, "inverse")
+    for exp in ("sgm", "wsgm"):
+        for task in ("inpaint_center", "inpaint_blocks", "superres"):
+            result = json.loads((project / f"results/inverse/{exp}/{task}_steps4.json").read_text())
+            assert result["inverse"]["metrics"]["known_max_abs_error"] < 1e-4, (exp, task)
+            assert result["mode"] == "inverse" and "spectrum_log_error" in result["metrics"]
+    assert "Nothing to be done" in snakemake(project, "inverse", "--dry-run")
+    cfg = json.loads(json.dumps(tiny))
+    cfg["inverse"] = {"fraction": 0.25}  # only the random-block task reads it
+    jobs = planned(project, cfg, ("inverse",))
+    assert jobs == {(rule, (f"experiment={exp}", "steps=4", "task=inpaint_blocks"))
+                    for rule in ("inverse_sample", "inverse_evaluate") for exp in ("sgm", "wsgm")} | {("inverse", ())}
 
 
 def test_lint_is_clean_and_a_bad_config_stops_before_any_job(tmp_path, tiny):

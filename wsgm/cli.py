@@ -139,18 +139,32 @@ def cmd_train(args):
 def cmd_sample(args):
     from wsgm.cascade import run
 
-    spec, cfg = _spec(args, lambda cfg: specs.sample(cfg, args.experiment, args.steps))
+    def build(cfg):
+        if args.inverse:
+            return specs.inverse(cfg, args.experiment, args.inverse, args.steps)
+        return specs.sample(cfg, args.experiment, args.steps)
+
+    spec, cfg = _spec(args, build)
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
     lowres = Path(args.lowres) if args.lowres else None
-    default_out = specs.superres_path if lowres else specs.samples_path
-    out = Path(args.out or default_out(spec["experiment"], spec["steps"]))
+    truth = None
+    if "inverse" in spec:
+        truth = Path(args.truth or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
+        out = Path(args.out or specs.inverse_path(spec["experiment"], spec["inverse"]["name"], spec["steps"]))
+    elif args.truth or args.inverse:
+        raise UserError("--inverse TASK and --truth go together (or a --spec holding 'inverse')")
+    else:
+        default_out = specs.superres_path if lowres else specs.samples_path
+        out = Path(args.out or default_out(spec["experiment"], spec["steps"]))
     device = _device(spec)
     inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
     if lowres:
         inputs["lowres"] = lowres
+    if truth:
+        inputs["truth"] = truth
     run_stage("sample", spec, inputs, {"samples": (out, True)},
-              lambda t: run(spec, store, models, t["samples"], device, lowres, args.offset), str(device))
+              lambda t: run(spec, store, models, t["samples"], device, lowres, args.offset, truth), str(device))
 
 
 def cmd_reference(args):
@@ -169,20 +183,37 @@ def cmd_reference(args):
 
 
 def cmd_evaluate(args):
-    from wsgm.evaluate import evaluate
+    def build(cfg):
+        if args.inverse:
+            return specs.inverse_evaluate(cfg, args.experiment, args.inverse, args.steps)
+        return specs.evaluate(cfg, args.experiment, args.steps)
 
-    spec, cfg = _spec(args, lambda cfg: specs.evaluate(cfg, args.experiment, args.steps))
-    samples = Path(args.samples or specs.samples_path(spec["experiment"], spec["steps"]))
+    spec, cfg = _spec(args, build)
+    if "inverse" in spec:  # inverse-problem stores: the same metrics plus the measurement errors
+        from wsgm.metrics.inverse import evaluate
+
+        task = spec["inverse"]["name"]
+        default_samples = specs.inverse_path(spec["experiment"], task, spec["steps"])
+        default_out = specs.inverse_metrics_path(spec["experiment"], task, spec["steps"])
+    else:
+        from wsgm.evaluate import evaluate
+
+        default_samples = specs.samples_path(spec["experiment"], spec["steps"])
+        default_out = specs.metrics_path(spec["experiment"], spec["steps"])
+    samples = Path(args.samples or default_samples)
     data = Path(args.data or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
     reference = Path(args.reference or specs.reference_path(cfg, spec["experiment"]))
-    out = Path(args.out or specs.metrics_path(spec["experiment"], spec["steps"]))
+    out = Path(args.out or default_out)
 
     device = _device(spec)
 
     def work(t):
         result = evaluate(spec, samples, data, reference, device)
         t["metrics"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        return {"metrics": {k: v for k, v in result["metrics"].items() if not isinstance(v, list)}}
+        summary = {k: v for k, v in result["metrics"].items() if not isinstance(v, list)}
+        if "inverse" in result:
+            summary |= result["inverse"]["metrics"]
+        return {"metrics": summary}
 
     run_stage("evaluate", spec, {"samples": samples, "data": data, "reference": reference},
               {"metrics": (out, False)}, work, str(device))
@@ -287,7 +318,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out")
     s.add_argument("--lowres", help="super-resolution: a dataset store whose real level-J low-pass "
                                     "images start the cascade (held-out data: a dataset not trained on)")
-    s.add_argument("--offset", type=int, default=0, help="super-resolution: first image of --lowres")
+    s.add_argument("--offset", type=int, default=0, help="super-resolution / inverse: first image of "
+                                                         "--lowres / --truth")
+    s.add_argument("--inverse", choices=specs.INVERSE_TASKS,
+                   help="solve this inverse problem (with --config: the task's settings from `inverse`)")
+    s.add_argument("--truth", help="inverse: the dataset store whose images are measured (default: the "
+                                   "experiment's dataset; pick held-out images with --offset)")
     s = stage("reference", cmd_reference, "real-data statistics (FID features, spectra) at every resolution")
     s.add_argument("--experiment")
     s.add_argument("--data")
@@ -298,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--samples")
     s.add_argument("--data")
     s.add_argument("--reference", help="reference statistics from `wsgm reference`")
+    s.add_argument("--inverse", choices=specs.INVERSE_TASKS, help="score an inverse-problem store")
     s.add_argument("--out")
     s = stage("report", cmd_report, "plots and summary table")
     s.add_argument("--metrics", nargs="+")
@@ -342,10 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     from wsgm.data.fetch import FetchError
     from wsgm.data.store import StoreError
     from wsgm.runtime import DeviceError, setup
+    from wsgm.inverse import InverseError
     from wsgm.train import Interrupted, TrainingError
 
     user_errors = (UserError, config_lib.ConfigError, StoreError, DeviceError, TrainingError,
-                   FileNotFoundError, FetchError, *_stage_errors(args.command))
+                   FileNotFoundError, FetchError, InverseError, *_stage_errors(args.command))
 
     if hasattr(args, "threads"):
         setup(args.threads)

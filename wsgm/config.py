@@ -154,6 +154,23 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(
                 f"config error at '{key}.net.channel_mult': {levels} levels need image sides "
                 f"divisible by {need}, but the coarsest scale is {size // 2**J}. Fix: use fewer levels")
+    _check_inverse(cfg)
+
+
+def _check_inverse(cfg: dict) -> None:
+    """Inverse problems: named experiments exist; colorization only on 3-channel data."""
+    inv = cfg["inverse"]
+    for name in inv["experiments"]:
+        if name not in cfg["experiments"]:
+            raise ConfigError(f"config error at 'inverse.experiments': experiment {name!r} is not defined. "
+                              f"Fix: use some of {sorted(cfg['experiments'])}, or [] for all")
+    if "colorize" in inv["tasks"]:
+        for name in inv["experiments"] or cfg["experiments"]:
+            channels = cfg["datasets"][cfg["experiments"][name]["dataset"]]["channels"]
+            if channels != 3:
+                raise ConfigError(f"config error at 'inverse.tasks': colorize needs 3-channel images, experiment "
+                                  f"{name!r} has {channels}. Fix: drop colorize, or list only 3-channel "
+                                  "experiments in inverse.experiments")
 
 
 # What determines an experiment's trained models: an experiment with `models_from: OTHER` takes

@@ -12,6 +12,10 @@
   step); ``rk45``: adaptive Dormand–Prince (scipy) on the PF ODE, ``steps`` unused,
   tolerance ``rtol``/``atol``.
 
+``project(x, t)`` (inverse problems, ``wsgm.inverse``) is applied to the state after every
+predictor and every corrector step, with t the time the state has reached (Song et al. 2021,
+appendix I); the stochastic samplers (``PROJECTABLE``) support it, the ODE ones refuse it.
+
 ``denoise`` adds a final Tweedie step x̂_0 = (x - s ε)/m at t = eps (one more evaluation). The
 number of function evaluations is written to ``info['nfe']`` when an ``info`` dict is given.
 """
@@ -27,6 +31,7 @@ from wsgm.sde import SDE
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SAMPLERS = ("em", "ancestral", "pc", "pf_ode", "heun", "rk45")
+PROJECTABLE = ("em", "ancestral", "pc")
 
 
 def time_grid(sde: SDE, steps: int, kind: str = "uniform") -> torch.Tensor:
@@ -83,10 +88,16 @@ def sample(eps_fn: EpsFn, sde: SDE, shape: tuple[int, ...], steps: int, sampler:
            grid: str = "uniform", generator: torch.Generator | None = None,
            device: torch.device | str = "cpu", *, snr: float = 0.16, corrector_steps: int = 1,
            denoise: bool = False, rtol: float = 1e-5, atol: float = 1e-5,
-           x_init: torch.Tensor | None = None, info: dict | None = None) -> torch.Tensor:
+           x_init: torch.Tensor | None = None, info: dict | None = None,
+           project: Callable[[torch.Tensor, float], torch.Tensor] | None = None) -> torch.Tensor:
     """Draw ``shape`` samples at t = eps (or x̂_0 with ``denoise``); ``x_init`` overrides the prior draw."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; use one of {SAMPLERS}")
+    if project is not None and sampler not in PROJECTABLE:
+        raise ValueError(f"sampler {sampler!r} cannot project onto measurements (a deterministic ODE "
+                         f"solver); use one of {PROJECTABLE} for inverse problems")
+    if project is None:
+        project = _keep
     ts = time_grid(sde, steps, grid)
     f = _Counted(eps_fn, sde, shape[0], device)
     if x_init is None:
@@ -108,12 +119,13 @@ def sample(eps_fn: EpsFn, sde: SDE, shape: tuple[int, ...], steps: int, sampler:
         if sampler in ("em", "pc"):
             if sampler == "pc":
                 for _ in range(corrector_steps):
-                    x = _langevin(f, x, t, snr, noise())
+                    x = project(_langevin(f, x, t, snr, noise()), t)
             x = x - (f_coef * x - g2 * f.score(x, t)) * dt
             if not last:
                 x = x + (g2 * dt) ** 0.5 * noise()
+            x = project(x, t_next)
         elif sampler == "ancestral":
-            x = _ancestral(f, sde, x, t, t_next, None if last else noise())
+            x = project(_ancestral(f, sde, x, t, t_next, None if last else noise()), t_next)
         elif sampler == "pf_ode":
             x = x - f.ode_drift(x, t) * dt
         else:  # heun
@@ -125,6 +137,10 @@ def sample(eps_fn: EpsFn, sde: SDE, shape: tuple[int, ...], steps: int, sampler:
         x = (x - s * f.eps(x, sde.eps)) / m
     if info is not None:
         info["nfe"] = f.nfe
+    return x
+
+
+def _keep(x: torch.Tensor, t: float) -> torch.Tensor:
     return x
 
 

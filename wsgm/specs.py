@@ -38,6 +38,7 @@ STAGE_MODULES = {
     "evaluate": "wsgm.evaluate",
     "report": "wsgm.report",
     "reference": "wsgm.metrics.reference",
+    "inverse_evaluate": "wsgm.metrics.inverse",
 }
 INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
 
@@ -146,6 +147,40 @@ def evaluate(cfg: dict, exp_name: str, steps) -> dict:
             "device": cfg["device"], "code": _code("evaluate")}
 
 
+INVERSE_TASKS = ("inpaint_center", "inpaint_blocks", "colorize", "superres")
+
+
+def inverse_task(cfg: dict, exp_name: str, task: str) -> dict:
+    """The measurement of an inverse task in pixels (hole side, block size, low-pass levels), the
+    same for every experiment of the config: aligned on the 2^J blocks of its deepest cascade."""
+    exp = experiment(cfg, exp_name)
+    if task not in INVERSE_TASKS:
+        raise KeyError(f"unknown inverse task {task!r}; use one of {INVERSE_TASKS}")
+    inv, size = cfg["inverse"], cfg["datasets"][exp["dataset"]]["size"]
+    align = 2 ** max(e["J"] for e in cfg["experiments"].values())
+    if task == "colorize":
+        return {"name": task, "kind": "colorize"}
+    if task == "superres":  # the deepest experiment's low-pass, so its cascade starts from it
+        deepest = max(cfg["experiments"].values(), key=lambda e: e["J"])
+        return {"name": task, "kind": "superres", "levels": inv["superres_levels"] or max(1, deepest["J"]),
+                "wavelet": deepest["wavelet"]}
+    if task == "inpaint_center":
+        side = max(2 * align, round(inv["hole"] * size / (2 * align)) * 2 * align)
+        return {"name": task, "kind": "inpaint", "mask": "center", "side": min(side, size - 2 * align)}
+    return {"name": task, "kind": "inpaint", "mask": "blocks", "block": inv["block"] or align,
+            "fraction": inv["fraction"]}
+
+
+def inverse(cfg: dict, exp_name: str, task: str, steps) -> dict:
+    """The sample spec of one inverse problem: the experiment's sampling plus the task."""
+    return {**sample(cfg, exp_name, steps), "inverse": inverse_task(cfg, exp_name, task)}
+
+
+def inverse_evaluate(cfg: dict, exp_name: str, task: str, steps) -> dict:
+    return {**evaluate(cfg, exp_name, steps), "inverse": inverse_task(cfg, exp_name, task),
+            "code": _code("inverse_evaluate")}
+
+
 def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
     """Real-data statistics at resolutions 0..J: depends on the data, wavelet, J and feature space."""
     if dataset_name not in cfg["datasets"]:
@@ -209,6 +244,26 @@ def samples_path(exp_name: str, steps) -> str:
 
 def superres_path(exp_name: str, steps) -> str:
     return f"{RESULTS}/superres/{exp_name}/steps{steps_label(steps)}.zarr"
+
+
+def inverse_path(exp_name: str, task: str, steps) -> str:
+    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.zarr"
+
+
+def inverse_metrics_path(exp_name: str, task: str, steps) -> str:
+    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.json"
+
+
+def all_inverse(cfg: dict) -> list[str]:
+    """The metrics files of ``snakemake inverse``: every configured task × experiment × step setting
+    (default: each experiment's costliest step setting)."""
+    inv = cfg["inverse"]
+    out = []
+    for name in inv["experiments"] or list(cfg["experiments"]):
+        e = experiment(cfg, name)
+        for steps in inv["steps"] or [max(e["sampling"]["steps"], key=_total)]:
+            out += [inverse_metrics_path(name, task, steps) for task in inv["tasks"]]
+    return out
 
 
 def metrics_path(exp_name: str, steps) -> str:
