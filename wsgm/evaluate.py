@@ -36,7 +36,7 @@ DEFINITIONS = {
                                      "dataset (sampling-noise floor; the subset is part of the dataset)",
     "<metric>_data_floor": "the metric for n_samples real images in place of the samples",
 }
-FLOORED = ("fid", "kid", "spectrum_log_error", "marginal_w1", "kl_exact_per_dim")
+FLOORED = ("fid", "kid", "spectrum_log_error", "marginal_w1", "kl_exact_per_dim", "energy_w1", "magnetization_w1")
 
 
 class EvaluationError(RuntimeError):
@@ -80,6 +80,12 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
     if identity is not None and meta["extractor"] != identity:
         raise EvaluationError(f"{reference} was made with feature extractor {meta['extractor']}, "
                               f"the config asks for {identity}. Fix: rerun `wsgm reference`")
+    beta = spec.get("physics", {}).get("beta")
+    if "phi4" in spec["metrics"] and beta is not None and (
+            "phi4" not in levels[0] or float(levels[0]["phi4"][0]) != float(beta)):
+        have = f"β={float(levels[0]['phi4'][0])}" if "phi4" in levels[0] else "no φ⁴ statistics"
+        raise EvaluationError(f"{reference} holds {have}, the config asks for β={beta}. "
+                              "Fix: rerun `wsgm reference` with this config")
     group = open_group(samples, "x0")
     J = int(group.attrs.get("J", spec["J"]))
     if J > meta["J"] or meta["wavelet"] != group.attrs.get("wavelet", meta["wavelet"]):

@@ -140,11 +140,17 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("sample")}
 
 
+def physics(cfg: dict, dataset_name: str) -> dict:
+    """The dataset parameters physics metrics read, as a spec entry: φ⁴'s coupling β; none otherwise."""
+    ds = cfg["datasets"][dataset_name]
+    return {"physics": {"beta": ds["beta"]}} if ds["kind"] == "phi4" else {}
+
+
 def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
     return {"stage": "evaluate", "experiment": exp_name, "steps": parse_steps(steps), "J": exp["J"],
             "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"],
-            "device": cfg["device"], "code": _code("evaluate")}
+            "device": cfg["device"], "code": _code("evaluate"), **physics(cfg, exp["dataset"])}
 
 
 INVERSE_TASKS = ("inpaint_center", "inpaint_blocks", "colorize", "superres")
@@ -186,7 +192,7 @@ def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
     if dataset_name not in cfg["datasets"]:
         raise KeyError(f"dataset {dataset_name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
     return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": J, "fid": fid(cfg, "reference"),
-            "device": cfg["device"], "code": _code("reference")}
+            "device": cfg["device"], "code": _code("reference"), **physics(cfg, dataset_name)}
 
 
 def inception_inputs(cfg: dict) -> list[str]:

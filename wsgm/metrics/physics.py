@@ -3,7 +3,8 @@
 Each entry maps (samples N×C×L×L, reference level) to (metrics, spectra). A reference level is the
 dict :mod:`wsgm.metrics.reference` stores for one resolution of the real data: ``power`` (radially
 averaged data spectrum), ``quantiles`` (pixel-value quantiles), ``exact2d`` (the exact 2-D
-spectrum at that resolution, Gaussian simulations only). To add a statistic (e.g. the φ⁴ energy
+spectrum at that resolution, Gaussian simulations only), ``phi4``/``energy``/``magnetization``/
+``phi4_moments`` (φ⁴ datasets only, see :mod:`wsgm.metrics.phi4`). To add a statistic (e.g. the φ⁴ energy
 and magnetization histograms), write a function with this signature, decorate it with
 ``@physics("name")``, store whatever real-data summary it needs in the reference, and list the
 name in the experiment's ``metrics``.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from wsgm.metrics.gaussian import empirical_spectrum2d, kl_per_dim
+from wsgm.metrics import phi4 as phi4_lib
 from wsgm.metrics.marginal import quantiles, wasserstein1_quantiles
 from wsgm.metrics.spectrum import power_spectrum, radial_average, spectrum_errors
 
@@ -36,6 +38,18 @@ DEFINITIONS = {
                         "eigenvalues are the samples' per-frequency second moments mean|FFT x|²/(HW) "
                         "(channels pooled); = ½ mean_ω (r - 1 - log r), r = P̂/P. It scores the "
                         "Fourier-diagonal Gaussian fitted to the samples, not their full law",
+    "energy_w1": "φ⁴ datasets: Wasserstein-1 distance between the distributions of the energy per site "
+                 "e = E_β(φ)/sites of samples and data (1000 mid-point quantiles), β = the dataset's "
+                 "coupling. At resolution k ≥ 1, φ = 2^-k x_k (the normalized low-pass: for Haar the "
+                 "2^k×2^k block average) on the coarse lattice: a statistic of the low-pass compared at "
+                 "equal k, not the energy of a renormalized theory",
+    "magnetization_w1": "φ⁴ datasets: Wasserstein-1 distance between the distributions of the magnetization "
+                        "m = mean(φ) of samples and data (the low-pass keeps the mean: the same m at every k)",
+    "energy_mean": "φ⁴: mean energy per site ⟨e⟩ of the samples (energy_mean_data: of the data)",
+    "energy_std": "φ⁴: standard deviation of the energy per site over samples (energy_std_data: data)",
+    "abs_magnetization": "φ⁴: ⟨|m|⟩ of the samples (abs_magnetization_data: of the data)",
+    "binder": "φ⁴: Binder cumulant U = 1 − ⟨m⁴⟩/(3⟨m²⟩²) of the samples (binder_data: of the data); "
+              "0 for a Gaussian m, 2/3 for an ordered field",
 }
 
 
@@ -70,3 +84,10 @@ def kl(x: np.ndarray, level: dict) -> Result:
     if "exact2d" not in level:
         return {}, {}
     return {"kl_exact_per_dim": kl_per_dim(empirical_spectrum2d(x), level["exact2d"])}, {}
+
+
+@physics("phi4")
+def phi4(x: np.ndarray, level: dict) -> Result:
+    if "phi4" not in level:  # not a φ⁴ dataset: nothing to compare
+        return {}, {}
+    return phi4_lib.compare(x, level), {}

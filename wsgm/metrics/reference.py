@@ -3,7 +3,8 @@
 For k = 0..J (the resolutions a cascade with this wavelet produces) the data's level-k low-pass is
 summarized once: FID features (mean, covariance and the features themselves, for KID), the
 radially averaged and per-frequency power spectra, pixel quantiles, and the exact spectrum where
-the dataset stores one. The data is streamed chunk by chunk; at most ``fid.n_reference`` images
+the dataset stores one, and for φ⁴ datasets (``spec["physics"]["beta"]``) the distributions of
+energy per site and magnetization (:mod:`wsgm.metrics.phi4`). The data is streamed chunk by chunk; at most ``fid.n_reference`` images
 are used. The extractor's identity is stored so evaluation refuses a mismatched reference.
 """
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from wsgm import wavelets
 from wsgm.data.store import StoreError, open_group
 from wsgm.metrics import fid as fid_lib
+from wsgm.metrics import phi4 as phi4_lib
 from wsgm.metrics.gaussian import lowpass_spectrum
 from wsgm.metrics.marginal import quantiles
 from wsgm.metrics.spectrum import radial_average
@@ -36,6 +38,7 @@ def lowpass(x: torch.Tensor, k: int, wavelet: str) -> torch.Tensor:
 
 def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu") -> dict:
     J, wavelet, fid = spec["J"], spec["wavelet"], spec["fid"]
+    beta = spec.get("physics", {}).get("beta")
     group = open_group(data, "x")
     x = group["x"]
     n = min(x.shape[0], fid["n_reference"])
@@ -44,6 +47,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
     feats: dict[int, list] = {k: [] for k in range(J + 1)}
     power: dict[int, np.ndarray] = {}
     pixels: dict[int, list] = {k: [] for k in range(J + 1)}
+    obs: dict[int, list] = {k: [] for k in range(J + 1)}
     bar = tqdm(total=n, desc="reference", unit="img", disable=not sys.stderr.isatty())
     for start in range(0, n, step):
         block = torch.from_numpy(np.asarray(x[start:min(n, start + step)])).to(device)
@@ -58,6 +62,8 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
             flat = low.reshape(len(low), -1)
             stride = max(1, flat.shape[1] // PIXELS_PER_IMAGE)
             pixels[k].append(flat[:, ::stride].cpu().numpy().ravel())
+            if beta is not None:
+                obs[k].append(phi4_lib.observables(low.cpu(), beta, k))
         bar.update(len(block))
         log.info("reference: %d/%d images", min(n, start + step), n)
     bar.close()
@@ -72,6 +78,9 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
                    f"power{k}": radial_average(p2d), f"quantiles{k}": quantiles(np.concatenate(pixels[k]))}
         if exact is not None:
             arrays[f"exact2d{k}"] = lowpass_spectrum(exact, k, wavelet)
+        if beta is not None:
+            e, m = (np.concatenate(a) for a in zip(*obs[k]))
+            arrays |= {f"{name}{k}": v for name, v in phi4_lib.summarize(e, m, beta, k).items()}
     meta = {"extractor": identity, "n": n, "J": J, "wavelet": wavelet, "dataset": spec["dataset"],
             "feature_dim": int(arrays["features0"].shape[1])}
     with open(out, "wb") as fh:
@@ -85,7 +94,8 @@ def load(path: Path) -> tuple[dict, dict[int, dict]]:
         with np.load(path) as npz:
             meta = json.loads(str(npz["meta"]))
             levels = {k: {name: npz[f"{name}{k}"] for name in
-                          ("features", "mu", "sigma", "power2d", "power", "quantiles", "exact2d")
+                          ("features", "mu", "sigma", "power2d", "power", "quantiles", "exact2d",
+                           "phi4", "energy", "magnetization", "phi4_moments")
                           if f"{name}{k}" in npz}
                       for k in range(meta["J"] + 1)}
     except (OSError, ValueError, KeyError) as exc:

@@ -1,0 +1,191 @@
+"""φ⁴ at criticality (issue 8, item 2): SGM vs WSGM trained with the same budget, quality against
+steps per scale, and the step count at which each reaches the data's own sampling-noise level.
+
+Runs the pipeline on the config through Snakemake (every metric file of every experiment; the
+numbers are the pipeline's own results/metrics/*.json), then per experiment and metric finds the
+smallest steps-per-scale setting that *reaches the data floor*, defined as
+
+    value ≤ threshold = max over K disjoint sets of n_samples real images of the same metric
+
+(K = dataset size // n_samples; the sets are scored by the pipeline's own ``wsgm.evaluate.score``
+against the pipeline's reference file, so "reached" means "no worse than the worst of K real sets
+of the same size": within the floor's own spread). The pipeline's ``<metric>_data_floor`` is the
+first of those sets. Caveat: the real sets are part of the reference data (when the reference
+holds the whole dataset), which biases their values slightly low; samples do not share this.
+Where no setting reaches it, the JSON and the tables also give the smallest setting within
+2×, 5× and 10× the threshold, and the setting where the curve plateaus (first value within 25 %
+of the best one in the step list: from there on the trained model, not the step count, limits).
+
+    python bench/phi4.py [--config config/phi4.yaml] [--cores 2] [--no-run]
+
+Writes results/bench/phi4.json (machine, date, runtime, budget, per-metric values, thresholds,
+steps-to-floor) and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's wsgm, not an installed one
+from wsgm import config as config_lib  # noqa: E402
+from wsgm import specs  # noqa: E402
+
+METRICS = ("spectrum_log_error", "marginal_w1", "energy_w1", "magnetization_w1")
+MULTIPLES = (2, 5, 10)
+PLATEAU = 1.25
+
+
+def run_pipeline(config: Path, cores: int, cfg: dict) -> float:
+    t0 = time.perf_counter()
+    targets = specs.all_metrics(cfg)
+    subprocess.run(["snakemake", "--configfile", str(config), "--cores", str(cores), *targets],
+                   cwd=ROOT, check=True)
+    return time.perf_counter() - t0
+
+
+def real_floors(cfg: dict, exp_name: str, metrics: tuple[str, ...]) -> dict[str, list[float]]:
+    """Each metric for K disjoint sets of n_samples real images at the final resolution."""
+    from wsgm.data.store import open_group
+    from wsgm.evaluate import score
+    from wsgm.metrics import reference as ref_lib
+
+    exp = cfg["experiments"][exp_name]
+    spec = specs.evaluate(cfg, exp_name, exp["sampling"]["steps"][0])
+    spec["metrics"] = [m for m in spec["metrics"] if m not in ("fid", "kid")]  # physics metrics only
+    _, levels = ref_lib.load(ROOT / specs.reference_path(cfg, exp_name))
+    x = open_group(ROOT / specs.data_path(exp["dataset"]), "x")["x"]
+    n = exp["sampling"]["n_samples"]
+    out: dict[str, list[float]] = {m: [] for m in metrics}
+    for i in range(x.shape[0] // n):
+        m, _ = score(np.asarray(x[i * n:(i + 1) * n]), levels[0], spec, "cpu")
+        for name in metrics:
+            if name in m:
+                out[name].append(float(m[name]))
+    return out
+
+
+def train_seconds(exp_name: str, J: int) -> float:
+    total = 0.0
+    for j in range(J + 1):
+        tsv = ROOT / specs.RESULTS / "benchmarks" / "train" / f"{exp_name}_scale{j}.tsv"
+        if tsv.exists():
+            with tsv.open() as fh:
+                total += float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+    return total
+
+
+def steps_to_floor(values: dict[str, float], threshold: float) -> str | None:
+    """The smallest step setting whose value is ≤ threshold (None: never within the list)."""
+    for label, v in sorted(values.items(), key=lambda kv: int(kv[0].split("-")[0])):
+        if v <= threshold:
+            return label
+    return None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="config/phi4.yaml")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--no-run", action="store_true", help="only read the existing pipeline outputs")
+    args = p.parse_args(argv)
+    config = (ROOT / args.config) if not Path(args.config).is_absolute() else Path(args.config)
+    cfg = config_lib.load(config)
+    runtime = 0.0 if args.no_run else run_pipeline(config, args.cores, cfg)
+
+    result: dict = {"machine": f"{platform.node()} ({os.cpu_count()} cores, "
+                               f"{platform.processor() or platform.machine()})",
+                    "date": dt.date.today().isoformat(), "config": args.config, "pipeline_wall_s": runtime,
+                    "reaches_floor": "value <= max of the metric over K disjoint real sets of n_samples images "
+                                     "(scored against the pipeline's reference)",
+                    "budget": "per model: train.steps x train.batch_size images for each of the J+1 models",
+                    "experiments": {}}
+    for name, exp in cfg["experiments"].items():
+        per: dict = {"J": exp["J"], "models": exp["J"] + 1, "train_steps_per_model": exp["train"]["steps"],
+                     "batch_size": exp["train"]["batch_size"],
+                     "images_per_model": exp["train"]["steps"] * exp["train"]["batch_size"],
+                     "train_job_s": train_seconds(name, exp["J"]), "metrics": {}, "cost": {}}
+        rows = {}
+        for s in exp["sampling"]["steps"]:
+            m = json.loads((ROOT / specs.metrics_path(name, s)).read_text())
+            rows[specs.steps_label(s)] = m
+            per["cost"][specs.steps_label(s)] = {k: m["cost"].get(k) for k in
+                                                 ("nfe_per_sample", "wall_time_s", "samples_per_s")}
+        floors = real_floors(cfg, name, METRICS)
+        for metric in METRICS:
+            values = {label: r["metrics"][metric] for label, r in rows.items() if metric in r["metrics"]}
+            if not values:
+                continue
+            threshold = max(floors[metric]) if floors[metric] else None
+            per["metrics"][metric] = {
+                "values": values, "pipeline_floor": next(iter(rows.values()))["metrics"].get(f"{metric}_data_floor"),
+                "real_sets": floors[metric], "threshold": threshold,
+                "steps_to_floor": steps_to_floor(values, threshold) if threshold is not None else None,
+                "steps_to_multiple": {f"{f}x": steps_to_floor(values, f * threshold) for f in MULTIPLES}
+                if threshold is not None else {},
+                "plateau_steps": steps_to_floor(values, PLATEAU * min(values.values()))}
+        extra = ("energy_mean", "energy_std", "abs_magnetization", "binder")
+        per["phi4_moments"] = {label: {k: r["metrics"].get(k) for k in extra} for label, r in rows.items()}
+        per["phi4_moments_data"] = {k: next(iter(rows.values()))["metrics"].get(f"{k}_data") for k in extra}
+        result["experiments"][name] = per
+    out = ROOT / specs.RESULTS / "bench" / "phi4.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print_tables(result)
+    return result
+
+
+def print_tables(result: dict) -> None:
+    exps = result["experiments"]
+    names = list(exps)
+    print(f"# φ⁴ bench ({result['machine']}, {result['date']}, pipeline {result['pipeline_wall_s']:.0f} s)\n")
+    print("| experiment | J | models | steps × batch per model | train job time (s) |\n|---|---|---|---|---|")
+    for n, e in exps.items():
+        print(f"| {n} | {e['J']} | {e['models']} | {e['train_steps_per_model']} × {e['batch_size']} "
+              f"| {e['train_job_s']:.0f} |")
+    for metric in METRICS:
+        if not all(metric in exps[n]["metrics"] for n in names):
+            continue
+        labels = sorted({lab for n in names for lab in exps[n]["metrics"][metric]["values"]},
+                        key=lambda s: int(s.split("-")[0]))
+        print(f"\n**{metric}** (steps per scale; threshold = worst of K real sets of n_samples)\n")
+        print("| steps per scale | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+        for lab in labels:
+            cells = [exps[n]["metrics"][metric]["values"].get(lab) for n in names]
+            print(f"| {lab} | " + " | ".join("-" if c is None else f"{c:.4g}" for c in cells) + " |")
+        for key, fmt in (("pipeline_floor", "data floor (pipeline)"), ("threshold", "threshold (max real set)"),
+                         ("steps_to_floor", "steps to reach it")):
+            cells = [exps[n]["metrics"][metric][key] for n in names]
+            print(f"| {fmt} | " + " | ".join(
+                "never" if c is None else (f"{c:.4g}" if isinstance(c, float) else str(c)) for c in cells) + " |")
+        for f in MULTIPLES:
+            cells = [exps[n]["metrics"][metric]["steps_to_multiple"].get(f"{f}x") for n in names]
+            print(f"| steps to {f}× threshold | " + " | ".join("never" if c is None else c for c in cells) + " |")
+        cells = [exps[n]["metrics"][metric]["plateau_steps"] for n in names]
+        print(f"| plateau (within {PLATEAU:g}× best) | " + " | ".join(cells) + " |")
+    print("\n**φ⁴ moments** (⟨e⟩, std e, ⟨|m|⟩, Binder U) at the final resolution\n")
+    print("| experiment | steps per scale | ⟨e⟩ | std e | ⟨\\|m\\|⟩ | U |\n|---|---|---|---|---|---|")
+    for n in names:
+        for lab, mom in exps[n]["phi4_moments"].items():
+            if mom["energy_mean"] is not None:
+                print(f"| {n} | {lab} | " + " | ".join(f"{v:.4g}" for v in mom.values()) + " |")
+    d = exps[names[0]]["phi4_moments_data"]
+    if d["energy_mean"] is not None:
+        print("| data | | " + " | ".join(f"{v:.4g}" for v in d.values()) + " |")
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"\nbench/phi4.py total runtime: {time.perf_counter() - t0:.0f} s")
