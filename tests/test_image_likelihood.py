@@ -11,6 +11,7 @@ from wsgm import sde as sde_lib
 from wsgm import wavelets
 from wsgm.data.gaussian import power_spectrum, sample as gaussian_sample
 from wsgm.image_likelihood import BIN_8BIT, LikelihoodError, bits_per_dim, check_orthonormal
+from wsgm.metrics.gaussian import log_density
 from wsgm.nets.exact import exact_models
 
 SIZE = 8
@@ -56,6 +57,7 @@ def test_bits_per_dim_equal_the_closed_form_for_sgm_and_wsgm(J):
     of them breaks the 1% bound."""
     p, x = _field(16, 0)
     exact = _closed_form_bits(p, x)
+    assert np.allclose(-log_density(p, x.numpy()) / (SIZE**2 * math.log(2)), exact.numpy())
     bits, terms = _bits(J, x, p, estimator="exact")
     assert [t["scale"] for t in terms] == list(range(J, -1, -1))
     assert float((bits.mean() - exact.mean()).abs() / exact.mean()) < 0.01
@@ -110,6 +112,7 @@ def test_cli_writes_bits_per_dim_with_provenance(tmp_path, tiny_config, tiny_sto
     assert sum(s["bits_per_dim"] for s in result["per_scale"]) + deq == pytest.approx(result["bits_per_dim"])
     assert np.mean(result["per_image_bits_per_dim"]) == pytest.approx(result["bits_per_dim"])
     assert all(math.isfinite(v) for v in result["per_image_bits_per_dim"])
+    assert 0 < result["exact_bits_per_dim"] < 3  # the true law of these (tiny Gaussian) images
     assert result["nfe"] == sum(s["nfe"] for s in result["per_scale"]) > 0
     record = json.loads((tmp_path / "lik.json.prov.json").read_text())
     assert record["stage"] == "likelihood"
