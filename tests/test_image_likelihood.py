@@ -19,45 +19,46 @@ AMPLITUDE = 2.0  # pixel std: makes the normalization Jacobians large, even at J
 SDE = {"name": "vp", "T": 1.0, "eps": 1e-3, "beta_min": 0.1, "beta_max": 20.0}
 
 
-def _field(n, seed):
+def _field(n, seed, channels=1):
     p = AMPLITUDE**2 * power_spectrum(SIZE, 8.0, 2.0)
-    return p, torch.from_numpy(gaussian_sample(p, n, 1, np.random.default_rng(seed))).double()
+    return p, torch.from_numpy(gaussian_sample(p, n, channels, np.random.default_rng(seed))).double()
 
 
-def _stats(J):
-    """Per-band mean/std as decompose computes them (from another draw of the field)."""
-    _, big = _field(4000, 1)
-    lows, stats = [big], {"low0": {"mean": [float(big.mean())], "std": [float(big.std())]}}
+def _stats(J, channels=1):
+    """Per-band, per-channel mean/std as decompose computes them (from another draw of the field)."""
+    _, big = _field(4000, 1, channels)
+    lows, stats = [big], {"low0": {"mean": big.mean((0, 2, 3)).tolist(), "std": big.std((0, 2, 3)).tolist()}}
     for k in range(1, J + 1):
         low, d = wavelets.dwt2(lows[-1], "haar")
         lows.append(low)
-        stats[f"low{k}"] = {"mean": [float(low.mean())], "std": [float(low.std())]}
+        stats[f"low{k}"] = {"mean": low.mean((0, 2, 3)).tolist(), "std": low.std((0, 2, 3)).tolist()}
         stats[f"detail{k}"] = {"mean": d.mean((0, 2, 3)).tolist(), "std": d.std((0, 2, 3)).tolist()}
     return stats
 
 
 def _closed_form_bits(p, x):
-    """-log2 p(x) / D for the circulant Gaussian with symbol p (unnormalized FFT)."""
-    xh, P = torch.fft.fft2(x[:, 0]), torch.from_numpy(p)
-    logp = -0.5 * ((xh.abs() ** 2 / P).sum((1, 2)) / SIZE**2 + torch.log(P).sum() + SIZE**2 * math.log(2 * math.pi))
-    return -logp / (SIZE**2 * math.log(2))
+    """-log2 p(x) / D for independent channels, each the circulant Gaussian with symbol p."""
+    xh, P, c = torch.fft.fft2(x), torch.from_numpy(p), x.shape[1]
+    logp = -0.5 * ((xh.abs() ** 2 / P).sum((1, 2, 3)) / SIZE**2 + c * torch.log(P).sum()
+                   + c * SIZE**2 * math.log(2 * math.pi))
+    return -logp / (c * SIZE**2 * math.log(2))
 
 
 def _bits(J, x, p, **kw):
     sde = sde_lib.build(SDE)
-    stats = _stats(J)
-    return bits_per_dim(exact_models(p, stats, J, "haar", sde, 1), stats, J, "haar", sde, x,
+    stats = _stats(J, x.shape[1])
+    return bits_per_dim(exact_models(p, stats, J, "haar", sde, x.shape[1]), stats, J, "haar", sde, x,
                         generator=torch.Generator().manual_seed(2), **kw)
 
 
-@pytest.mark.parametrize("J", [0, 1, 2])
-def test_bits_per_dim_equal_the_closed_form_for_sgm_and_wsgm(J):
+@pytest.mark.parametrize("J,channels", [(0, 1), (1, 1), (2, 1), (1, 3)])
+def test_bits_per_dim_equal_the_closed_form_for_sgm_and_wsgm(J, channels):
     """Exact scores and exact divergence: SGM and WSGM give the field's own log-density per image.
     Every scale's term and every normalization Jacobian is > 2% of the total, so dropping any one
     of them breaks the 1% bound."""
-    p, x = _field(16, 0)
+    p, x = _field(16, 0, channels)
     exact = _closed_form_bits(p, x)
-    assert np.allclose(-log_density(p, x.numpy()) / (SIZE**2 * math.log(2)), exact.numpy())
+    assert np.allclose(-log_density(p, x.numpy()) / (x[0].numel() * math.log(2)), exact.numpy())
     bits, terms = _bits(J, x, p, estimator="exact")
     assert [t["scale"] for t in terms] == list(range(J, -1, -1))
     assert float((bits.mean() - exact.mean()).abs() / exact.mean()) < 0.01
@@ -65,7 +66,7 @@ def test_bits_per_dim_equal_the_closed_form_for_sgm_and_wsgm(J):
     assert torch.allclose(sum(t["bits_per_dim"] for t in terms), bits)
     total = float(exact.mean())
     for t in terms:
-        jac_bits = -t["log_jacobian"] / (SIZE**2 * math.log(2))
+        jac_bits = -t["log_jacobian"] / (x[0].numel() * math.log(2))
         scale_bits = float(t["bits_per_dim"].mean())
         for part in (jac_bits, scale_bits - jac_bits, scale_bits if J > 0 else total):
             assert abs(part) > 0.02 * total, (t["band"], jac_bits, scale_bits)
