@@ -23,6 +23,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/inverse.smk"
+include: "workflow/rules/likelihood.smk"
 
 
 rule all:

@@ -167,6 +167,43 @@ def cmd_sample(args):
               lambda t: run(spec, store, models, t["samples"], device, lowres, args.offset, truth), str(device))
 
 
+def _bin_width(text: str | None) -> float | None:
+    if text is None:
+        return None
+    if text == "8bit":
+        from wsgm.image_likelihood import BIN_8BIT
+
+        return BIN_8BIT
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--bin-width {text!r} is neither a number (data units) nor 8bit") from None
+
+
+def cmd_likelihood(args):
+    from wsgm.image_likelihood import run
+
+    spec, cfg = _spec(args, lambda cfg: specs.likelihood(
+        cfg, args.experiment, args.n, args.offset, args.estimator, args.probes, _bin_width(args.bin_width),
+        args.batch_size, args.rtol, args.atol))
+    data = Path(args.data or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
+    store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
+    models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
+    out = Path(args.out or specs.likelihood_path(spec["experiment"]))
+    device = _device(spec)
+
+    def work(t):
+        result = run(spec, data, store, models, device)
+        t["likelihood"].write_text(json.dumps(result, indent=2) + "\n")
+        scales = ", ".join(f"scale {s['scale']} {s['bits_per_dim']:.4f}" for s in result["per_scale"])
+        print(f"{spec['experiment']}: {result['bits_per_dim']:.4f} ± {result['bits_per_dim_sem']:.4f} bits/dim "
+              f"({scales}); {result['nfe']} NFE, {result['wall_time_s']:.1f} s")
+        return {k: result[k] for k in ("bits_per_dim", "bits_per_dim_sem", "nfe", "wall_time_s")}
+
+    run_stage("likelihood", spec, {"data": data, "store": store, **{f"model{j}": m for j, m in enumerate(models)}},
+              {"likelihood": (out, False)}, work, str(device))
+
+
 def cmd_reference(args):
     from wsgm.metrics.reference import compute
 
@@ -324,6 +361,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="solve this inverse problem (with --config: the task's settings from `inverse`)")
     s.add_argument("--truth", help="inverse: the dataset store whose images are measured (default: the "
                                    "experiment's dataset; pick held-out images with --offset)")
+    s = stage("likelihood", cmd_likelihood, "bits/dim of real images (probability-flow ODE, per scale)")
+    s.add_argument("--experiment")
+    s.add_argument("--data", help="dataset store of the images (default: the experiment's dataset)")
+    s.add_argument("--store", help="decomposed store whose normalization stats the models use")
+    s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
+    s.add_argument("--out", help="result JSON (default: results/likelihood/EXPERIMENT.json)")
+    s.add_argument("--n", type=int, default=64, help="number of images")
+    s.add_argument("--offset", type=int, help="first image (default: the dataset's last --n images)")
+    s.add_argument("--estimator", default="rademacher", choices=["rademacher", "gaussian", "exact"],
+                   help="divergence: Hutchinson probes, or exact (one backward pass per dimension)")
+    s.add_argument("--probes", type=int, default=1, help="Hutchinson probes per image")
+    s.add_argument("--bin-width", help="dequantize: bin width in data units, or 8bit (= 2/255, the spacing "
+                                       "of x = uint8/127.5 - 1); reports the bound on -log2 P(bin)")
+    s.add_argument("--batch-size", type=int, help="images per ODE solve (default: all --n)")
+    s.add_argument("--rtol", type=float, default=1e-5, help="RK45 relative tolerance")
+    s.add_argument("--atol", type=float, default=1e-5, help="RK45 absolute tolerance")
     s = stage("reference", cmd_reference, "real-data statistics (FID features, spectra) at every resolution")
     s.add_argument("--experiment")
     s.add_argument("--data")
@@ -364,6 +417,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stage_errors(command: str) -> tuple[type[Exception], ...]:
     """User errors of the evaluation stages (imported only there: torch-fidelity is slow to load)."""
+    if command == "likelihood":
+        from wsgm.image_likelihood import LikelihoodError
+
+        return (LikelihoodError,)
     if command not in ("evaluate", "reference"):
         return ()
     from wsgm.evaluate import EvaluationError

@@ -39,6 +39,7 @@ STAGE_MODULES = {
     "report": "wsgm.report",
     "reference": "wsgm.metrics.reference",
     "inverse_evaluate": "wsgm.metrics.inverse",
+    "likelihood": "wsgm.image_likelihood",
 }
 INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
 
@@ -138,6 +139,20 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
             "wavelet": exp["wavelet"], "sde": sde_lib.relevant(exp["sde"]), "sampling": sampling,
             "shape": [sampling["n_samples"], ds["channels"], ds["size"], ds["size"]],
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("sample")}
+
+
+def likelihood(cfg: dict, exp_name: str, n: int = 64, offset: int | None = None, estimator: str = "rademacher",
+               probes: int = 1, bin_width: float | None = None, batch_size: int | None = None,
+               rtol: float = 1e-5, atol: float = 1e-5) -> dict:
+    """Bits/dim of n real images from ``offset`` (None: the dataset's last n, the held-out end that
+    super-resolution uses too)."""
+    exp = experiment(cfg, exp_name)
+    ds = cfg["datasets"][exp["dataset"]]
+    opts = {"n": n, "offset": offset, "estimator": estimator, "probes": probes, "bin_width": bin_width,
+            "batch_size": batch_size, "rtol": rtol, "atol": atol}
+    return {"stage": "likelihood", "experiment": exp_name, "J": exp["J"], "wavelet": exp["wavelet"],
+            "sde": sde_lib.relevant(exp["sde"]), "shape": [n, ds["channels"], ds["size"], ds["size"]],
+            "likelihood": opts, "seed": cfg["seed"], "device": cfg["device"], "code": _code("likelihood")}
 
 
 def physics(cfg: dict, dataset_name: str) -> dict:
@@ -282,6 +297,10 @@ def superres_offset(cfg: dict, exp_name: str) -> int:
     ds = cfg["datasets"][exp["dataset"]]
     n = ds.get("n", exp["sampling"]["n_samples"])
     return max(0, n - exp["sampling"]["n_samples"])
+
+
+def likelihood_path(exp_name: str) -> str:
+    return f"{RESULTS}/likelihood/{exp_name}.json"
 
 
 def reference_path(cfg: dict, exp_name: str) -> str:
