@@ -28,6 +28,7 @@ Random block masks are a pure function of (seed, image index), the same for ever
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class Projector:
         return x - self.apply(x) + self.target.to(x.dtype)
 
 
-class Task:
+class Task(ABC):
     """A measurement operator on N×C×L×L images; ``index`` = the images' indices in their dataset."""
 
     kind = ""
@@ -70,22 +71,24 @@ class Task:
     def __init__(self, spec: dict, channels: int, size: int, seed: int) -> None:
         self.spec, self.channels, self.size, self.seed = spec, channels, size, seed
 
-    def measure(self, x: torch.Tensor, index: np.ndarray) -> torch.Tensor:  # the stored y
-        raise NotImplementedError
+    @abstractmethod
+    def measure(self, x: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        """The stored measurement y of images x."""
 
-    def known(self, x: torch.Tensor, index: np.ndarray) -> torch.Tensor:  # P(x), pixel space
-        raise NotImplementedError
+    @abstractmethod
+    def known(self, x: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        """P(x): the known part of images x, in pixel space."""
 
     def check(self, J: int, wavelet: str) -> None:
         """Raise InverseError unless the known part maps onto the bands of a J-level cascade."""
 
+    @abstractmethod
     def bands(self, y: torch.Tensor, index: np.ndarray, J: int, wavelet: str, stats: dict) -> dict:
         """{band name: Projector in that band's normalized coordinates} for the cascade's draws."""
-        raise NotImplementedError
 
+    @abstractmethod
     def unknown_fraction(self, index: np.ndarray) -> float:
         """Fraction of the image's dimensions that are unknown (for per-dimension errors)."""
-        raise NotImplementedError
 
     def y_shape(self) -> tuple[int, int, int]:
         """Shape of one image's measurement y."""
