@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from wsgm import config as config_lib  # noqa: E402
 from wsgm import specs  # noqa: E402
 from wsgm.nets import count_parameters  # noqa: E402
-from wsgm.train import build_net  # noqa: E402
+from wsgm.nets.load import build_net  # noqa: E402
 
 CONFIG = REPO / "config" / "celebahq128_paper.yaml"
 PROFILE = REPO / "profiles" / "celebahq128_paper" / "config.yaml"

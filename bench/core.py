@@ -32,7 +32,7 @@ from wsgm import sde as sde_lib  # noqa: E402
 from wsgm.nets import count_parameters  # noqa: E402
 from wsgm.nets.param import native_loss  # noqa: E402
 from wsgm.samplers import sample  # noqa: E402
-from wsgm.train import build_net  # noqa: E402
+from wsgm.nets.load import build_net  # noqa: E402
 
 PAPER = {"channels": 128, "channel_mult": [1, 2, 2, 2], "num_res_blocks": 2, "attn_resolutions": [16],
          "dropout": 0.1, "parameterization": "eps"}

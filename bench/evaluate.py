@@ -26,11 +26,12 @@ import zarr
 
 from wsgm import config as config_lib
 from wsgm import specs
-from wsgm.cli import run_stage
+from wsgm.provenance import run_stage
 from wsgm.data import gaussian
 from wsgm.evaluate import evaluate
 from wsgm.metrics import fid as fid_lib
-from wsgm.metrics.reference import compute, lowpass
+from wsgm.reference import compute
+from wsgm.wavelets import lowpass
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """The paper's claims with exact Gaussian scores: steps vs size, cost vs pixels, forward processes.
 
-Runs `wsgm theory` on config/paper.yaml (items 1, 3, 4 of issue 8; ~5 minutes on 2 cores) and
+Runs `wsgm paper` on config/paper.yaml (items 1, 3, 4 of issue 8; ~5 minutes on 2 cores) and
 writes results/bench/paper_gaussian.json, paper_cost.json, paper_sde.json (machine, date and
 runtime inside) and the figures paper_gaussian.png, paper_cost.png, paper_sde.png; prints the
 Markdown tables shown in the README.
@@ -19,6 +19,6 @@ from wsgm.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     t0 = time.perf_counter()
-    rc = main(["theory", *sys.argv[1:]])
+    rc = main(["paper", *sys.argv[1:]])
     print(f"\nbench/paper.py total runtime: {time.perf_counter() - t0:.0f} s")
     sys.exit(rc)

@@ -59,7 +59,7 @@ def real_floors(cfg: dict, exp_name: str, metrics: tuple[str, ...]) -> dict[str,
     """Each metric for K disjoint sets of n_samples real images at the final resolution."""
     from wsgm.data.store import open_group
     from wsgm.evaluate import score
-    from wsgm.metrics import reference as ref_lib
+    from wsgm import reference as ref_lib
 
     exp = cfg["experiments"][exp_name]
     spec = specs.evaluate(cfg, exp_name, exp["sampling"]["steps"][0])

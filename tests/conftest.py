@@ -29,7 +29,7 @@ def tiny_config() -> dict:
 def tiny_store(tmp_path, tiny_config):
     """(dataset store, decomposed store for J=2) written by the real dataset/decompose stages."""
     from wsgm import specs
-    from wsgm.cli import run_stage
+    from wsgm.provenance import run_stage
     from wsgm.data import gaussian
     from wsgm.decompose import decompose
 
@@ -46,7 +46,7 @@ def tiny_store(tmp_path, tiny_config):
 def train_tiny_models(cfg: dict, store: Path, outdir: Path, steps: int) -> list[Path]:
     """Weights of scales 0..2 of the ``wsgm`` experiment, trained ``steps`` steps by the real stage."""
     from wsgm import specs
-    from wsgm.cli import run_stage
+    from wsgm.provenance import run_stage
     from wsgm.train import train
 
     paths = []

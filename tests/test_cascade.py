@@ -4,7 +4,7 @@ import torch
 import zarr
 
 from wsgm import specs
-from wsgm.cascade import run, steps_per_scale
+from wsgm.cascade import sample_to_store
 from tests.conftest import train_tiny_models
 
 
@@ -21,7 +21,7 @@ def test_cascade_writes_every_resolution_deterministically(tmp_path, tiny_config
     spec["sampling"] = {**spec["sampling"], "n_samples": 10, "batch_size": 4}  # 3 batches
     outs = []
     for name in ("a.zarr", "b.zarr"):
-        summary = run(spec, store, models, tmp_path / name, torch.device("cpu"))
+        summary = sample_to_store(spec, store, models, tmp_path / name, torch.device("cpu"))
         outs.append(zarr.open_group(str(tmp_path / name), mode="r"))
     a, b = outs
     assert a["x0"].shape == (10, 1, 16, 16) and a["x1"].shape == (10, 1, 8, 8) and a["x2"].shape == (10, 1, 4, 4)
@@ -39,14 +39,8 @@ def test_cascade_writes_every_resolution_deterministically(tmp_path, tiny_config
 def test_wrong_number_of_models_is_an_error(tmp_path, tiny_config, tiny_models):
     store, models = tiny_models
     with pytest.raises(ValueError, match="J\\+1 = 3 model files"):
-        run(specs.sample(tiny_config, "wsgm", 2), store, models[:2], tmp_path / "x.zarr", torch.device("cpu"))
-
-
-def test_steps_per_scale():
-    assert steps_per_scale(4, 2) == [4, 4, 4]
-    assert steps_per_scale([1, 2, 3], 2) == [1, 2, 3]
-    with pytest.raises(ValueError):
-        steps_per_scale([1, 2], 2)
+        sample_to_store(specs.sample(tiny_config, "wsgm", 2), store, models[:2], tmp_path / "x.zarr",
+                        torch.device("cpu"))
 
 
 def _white_eps(sde_spec):
@@ -65,7 +59,7 @@ def test_cascade_bookkeeping_reproduces_the_spectrum_at_every_scale(tiny_config)
     """Exact scores of white bands with std 2 (mean 3 on the coarsest low-pass): every x_k must be
     white with variance 4 (orthonormal Haar) and mean 3/2^(J-k); a missed (de)normalization, a
     wrong band order or a wrong scale shows as a wrong level or a coloured spectrum."""
-    from wsgm.cascade import Counter, cascade
+    from wsgm.cascade import cascade
     from wsgm.metrics.spectrum import power_spectrum
 
     J, n = 2, 2000
@@ -75,10 +69,10 @@ def test_cascade_bookkeeping_reproduces_the_spectrum_at_every_scale(tiny_config)
     stats = {"low2": {"mean": [3.0], "std": [2.0]}, "detail2": {"mean": [0.0] * 3, "std": [2.0] * 3},
              "detail1": {"mean": [0.0] * 3, "std": [2.0] * 3}, "low1": {"mean": [1.5], "std": [2.0]}}
     models = [_white_eps(spec["sde"])] * (J + 1)
-    counter = Counter()
+    nfe = {}
     gen = torch.Generator().manual_seed(0)
-    xs = cascade(models, stats, spec, n, gen, torch.device("cpu"), counter=counter)
-    assert counter.per_scale == {2: 4, 1: 5, 0: 6}
+    xs = cascade(models, stats, spec, n, gen, torch.device("cpu"), nfe=nfe)
+    assert nfe == {2: 4, 1: 5, 0: 6}
     for k in range(J + 1):
         x = xs[k].numpy()
         assert x.shape == (n, 1, 16 >> k, 16 >> k)
@@ -87,19 +81,20 @@ def test_cascade_bookkeeping_reproduces_the_spectrum_at_every_scale(tiny_config)
         assert np.allclose(p, 4.0, rtol=0.15), (k, p)
 
 
-def test_super_resolution_keeps_the_real_lowpass(tmp_path, tiny_config, tiny_models):
+def test_super_resolution_task_keeps_the_real_lowpass(tmp_path, tiny_config, tiny_models):
     store, models = tiny_models
     data = store.parent / "data.zarr"
-    spec = specs.sample(tiny_config, "wsgm", 2)
+    spec = specs.inverse(tiny_config, "wsgm", "superres", 2)
     spec["sampling"] = {**spec["sampling"], "n_samples": 6, "batch_size": 4}
-    run(spec, store, models, tmp_path / "sr.zarr", torch.device("cpu"), lowres=data, offset=5)
+    sample_to_store(spec, store, models, tmp_path / "sr.zarr", torch.device("cpu"), truth=data, offset=5)
     g = zarr.open_group(str(tmp_path / "sr.zarr"), mode="r")
-    from wsgm.cascade import lowpass
+    from wsgm.wavelets import lowpass
 
     real = torch.from_numpy(zarr.open_group(str(data), mode="r")["x"][5:11])
     assert np.allclose(g["x2"][:], lowpass(real, 2, "haar").numpy(), atol=1e-5)
     assert np.allclose(lowpass(torch.from_numpy(g["x0"][:]), 2, "haar").numpy(), g["x2"][:], atol=1e-4)
-    assert g.attrs["mode"] == "superres" and g.attrs["cost"]["nfe_per_scale"] == [2, 2, 0]
+    assert g.attrs["mode"] == "inverse" and g.attrs["inverse"]["task"]["kind"] == "superres"
+    assert g.attrs["cost"]["nfe_per_scale"] == [2, 2, 0]  # the known low-pass is not drawn
 
 
 def test_per_scale_step_lists_are_checked_and_labelled(tiny_config):

@@ -91,7 +91,7 @@ def _count_dwt_calls(monkeypatch, fail_at: int | None = None) -> dict:
 def test_an_interrupted_decomposition_leaves_no_store(tmp_path, tiny_store, monkeypatch):
     """A failure mid-write (here: a chunk that cannot be transformed) leaves nothing behind."""
     from wsgm import decompose as dec
-    from wsgm.cli import run_stage
+    from wsgm.provenance import run_stage
 
     data, _ = tiny_store
     _count_dwt_calls(monkeypatch, fail_at=2)

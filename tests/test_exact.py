@@ -95,7 +95,7 @@ def test_exact_wsgm_cascade_reproduces_the_spectrum():
 
     size, J2 = 16, 2
     p = power_spectrum(size, 16.0, 2.0)
-    sde = sde_lib.VP()
+    sde = sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3)
     # exact stats of the bands (zero mean; std from the symbols) so normalization is the real one
     from wsgm.symbols import scale_symbols
     symbols, p_coarse = scale_symbols(torch.tensor(p), J2)
@@ -122,6 +122,6 @@ def test_from_stores_matches_the_dataset(tiny_store):
     from wsgm.nets.exact import from_stores
 
     data, store = tiny_store
-    models = from_stores(data, store, sde_lib.VP())
+    models = from_stores(data, store, sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3))
     assert len(models) == 3 and models[2].gain is None and models[0].gain is not None
     assert models[0].cov.shape == (1, 8, 8, 3, 3) and models[2].cov.shape == (1, 4, 4, 1, 1)

@@ -84,7 +84,6 @@ def test_super_resolution_matches_the_gaussian_conditional(tiny_config, J, level
     conditional mean and their variance the conditional one. Measured: mean error 0.085 / 0.047 /
     0.083 / 0.045 conditional stds (Monte Carlo: 0.05), variance ratio 1.02 / 1.00 / 1.03 / 1.00."""
     from wsgm import wavelets
-    from wsgm.cascade import Counter
 
     n = 400
     task = inverse.build({"kind": "superres", "levels": levels, "wavelet": "haar"}, 1, SIZE, 0)
@@ -97,10 +96,10 @@ def test_super_resolution_matches_the_gaussian_conditional(tiny_config, J, level
     spec.update(sde=SDE, J=J)
     index = np.zeros(n, dtype=int)
     y = task.measure(truth, index)
-    counter = Counter()
-    xs = cascade(models, stats, spec, n, torch.Generator().manual_seed(0), torch.device("cpu"), counter=counter,
+    nfe = {}
+    xs = cascade(models, stats, spec, n, torch.Generator().manual_seed(0), torch.device("cpu"), nfe=nfe,
                  bands=task.bands(y, index, J, "haar", stats))
-    assert set(counter.per_scale) == set(range(min(J, levels)) if J >= levels else range(J + 1))
+    assert set(nfe) == set(range(min(J, levels)) if J >= levels else range(J + 1))
     x = xs[0].double()
     assert (task.measure(x, index) - y).abs().max() < 1e-5
     f = np.fft.fft(np.eye(SIZE), axis=0)
@@ -230,10 +229,11 @@ def test_colorization_stage_writes_gray_measurement_and_keeps_it(tmp_path, tiny_
     """The sample stage on a 3-channel dataset (J = 2, briefly trained models): y is the gray
     image, the solutions have exactly that gray at the finest scale and its low-pass at x2."""
     from tests.conftest import train_tiny_models
-    from wsgm.cascade import lowpass, run
-    from wsgm.cli import run_stage
+    from wsgm.cascade import sample_to_store
+    from wsgm.wavelets import lowpass
+    from wsgm.provenance import run_stage
     from wsgm.decompose import decompose
-    from wsgm.metrics.inverse import errors
+    from wsgm.evaluate_inverse import errors
 
     cfg = json.loads(json.dumps(tiny_config))
     cfg["datasets"]["tiny"]["channels"] = 3
@@ -246,7 +246,7 @@ def test_colorization_stage_writes_gray_measurement_and_keeps_it(tmp_path, tiny_
     models = train_tiny_models(cfg, store, tmp_path, steps=2)
     spec = specs.inverse(cfg, "wsgm", "colorize", 2)
     spec["sampling"] = {**spec["sampling"], "n_samples": 5, "batch_size": 4}
-    run(spec, store, models, tmp_path / "c.zarr", torch.device("cpu"), offset=7, truth=data)
+    sample_to_store(spec, store, models, tmp_path / "c.zarr", torch.device("cpu"), truth=data, offset=7)
     g = zarr.open_group(str(tmp_path / "c.zarr"), mode="r")
     task = inverse.build(spec["inverse"], 3, 16, 0)
     truth, x = (torch.from_numpy(g[k][:]) for k in ("truth", "x0"))

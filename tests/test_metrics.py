@@ -8,10 +8,12 @@ import torch
 import zarr
 
 from wsgm import specs
-from wsgm.cli import main, run_stage
+from wsgm.cli import main
+from wsgm.provenance import run_stage
 from wsgm.data import gaussian
 from wsgm.metrics.gaussian import empirical_spectrum2d, kl_per_dim, lowpass_spectrum
-from wsgm.metrics.reference import compute, lowpass
+from wsgm.reference import compute
+from wsgm.wavelets import lowpass
 from wsgm.metrics.spectrum import radial_average
 
 

@@ -1,4 +1,4 @@
-"""`wsgm theory` end to end on a tiny paper config, and its config errors."""
+"""`wsgm paper` end to end on a tiny paper config, and its config errors."""
 
 import json
 
@@ -22,7 +22,7 @@ TINY = {
 def test_theory_writes_results_with_machine_and_date(tmp_path, capsys):
     cfg = tmp_path / "paper.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
-    assert main(["theory", "--config", str(cfg), "--outdir", str(tmp_path / "out")]) == 0
+    assert main(["paper", "--config", str(cfg), "--outdir", str(tmp_path / "out")]) == 0
     g = json.loads((tmp_path / "out" / "paper_gaussian.json").read_text())
     c = json.loads((tmp_path / "out" / "paper_cost.json").read_text())
     s = json.loads((tmp_path / "out" / "paper_sde.json").read_text())
@@ -51,4 +51,4 @@ def test_incomplete_paper_config_is_one_clear_error(tmp_path):
         paper.load(cfg)
     bad = {**TINY, "processes": {**TINY["processes"], "sdes": {"x": {"name": "nope"}}}}
     cfg.write_text(yaml.safe_dump(bad))
-    assert main(["theory", "--config", str(cfg), "--outdir", str(tmp_path / "o"), "--only", "processes"]) == 2
+    assert main(["paper", "--config", str(cfg), "--outdir", str(tmp_path / "o"), "--only", "processes"]) == 2

@@ -10,10 +10,11 @@ import zarr
 
 from wsgm import config as config_lib
 from wsgm import specs
-from wsgm.cli import main, run_stage
+from wsgm.cli import main
+from wsgm.provenance import run_stage
 from wsgm.data import phi4
 from wsgm.metrics import phi4 as phi4_metrics
-from wsgm.metrics.reference import lowpass
+from wsgm.wavelets import lowpass
 
 BETA = 0.9
 

@@ -66,12 +66,41 @@ def test_code_hash_follows_imports(tmp_path, monkeypatch):
 
     before = hashes()
     with (pkg / "nets" / "unet.py").open("a") as fh:
-        fh.write("\n# edited\n")
+        fh.write("\nEDITED = 1\n")
     after = hashes()
-    provenance.code_hash.cache_clear()
     assert after["wsgm.train"] != before["wsgm.train"]  # train imports the network
     assert after["wsgm.cascade"] != before["wsgm.cascade"]  # sampling loads it too
     assert after["wsgm.report"] == before["wsgm.report"]  # the report does not
+    with (pkg / "train.py").open("a") as fh:  # the training loop: sampling does not run it
+        fh.write("\nEDITED = 2\n")
+    again = hashes()
+    provenance.code_hash.cache_clear()
+    assert again["wsgm.train"] != after["wsgm.train"]
+    assert again["wsgm.cascade"] == after["wsgm.cascade"]
+
+
+def test_code_hash_ignores_comments_and_docstrings(tmp_path, monkeypatch):
+    """Comments, docstrings, blank lines and line breaks rerun nothing; a changed constant does."""
+    pkg = tmp_path / "wsgm"
+    shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_ROOT", pkg)
+
+    def sde_hash():
+        provenance.code_hash.cache_clear()
+        return provenance.code_hash("wsgm.sde")
+
+    before = sde_hash()
+    path = pkg / "sde.py"
+    text = path.read_text()
+    edited = text.replace('"""Forward processes', '"""Edited docstring.\n\nForward processes', 1)
+    edited = edited.replace("import math\n", "import math  # a comment\n\n", 1)
+    assert edited != text
+    path.write_text(edited)
+    assert sde_hash() == before
+    path.write_text(text.replace("return -0.5 * self.beta(t)", "return -0.25 * self.beta(t)", 1))
+    changed = sde_hash()
+    provenance.code_hash.cache_clear()
+    assert changed != before
 
 
 def test_device_cuda_without_gpu_is_a_clear_error(tiny_store, tiny_config, tmp_path, capsys):

@@ -5,9 +5,10 @@ import json
 import torch
 
 from wsgm import specs
-from wsgm.cascade import run
-from wsgm.cli import main, run_stage
-from wsgm.metrics.reference import compute
+from wsgm.cascade import sample_to_store
+from wsgm.cli import main
+from wsgm.provenance import run_stage
+from wsgm.reference import compute
 from tests.conftest import train_tiny_models
 
 
@@ -27,7 +28,7 @@ def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
         spec = specs.sample(cfg, "wsgm", label)
         s = tmp_path / f"steps{label}.zarr"
         run_stage("sample", spec, {"store": store}, {"samples": (s, True)},
-                  lambda t, spec=spec: run(spec, store, models, t["samples"], torch.device("cpu")))
+                  lambda t, spec=spec: sample_to_store(spec, store, models, t["samples"], torch.device("cpu")))
         m = tmp_path / f"steps{label}.json"
         assert main(["evaluate", "--spec", json.dumps(specs.evaluate(cfg, "wsgm", label)), "--samples", str(s),
                      "--data", str(data), "--reference", str(ref), "--out", str(m)]) == 0

@@ -107,7 +107,7 @@ def test_denoise_returns_the_posterior_mean():
 
 
 def test_grids():
-    sde = sde_lib.VP()
+    sde = sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3)
     for kind in ("uniform", "quadratic"):
         g = time_grid(sde, 10, kind)
         assert len(g) == 11 and float(g[0]) == pytest.approx(1.0) and float(g[-1]) == pytest.approx(1e-3)
@@ -117,7 +117,7 @@ def test_grids():
 
 
 def test_sampling_is_deterministic():
-    sde = sde_lib.VP()
+    sde = sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3)
     eps = exact_eps(sde, 1.0)
     a = sample(eps, sde, (8, 1, 4, 4), 5, generator=torch.Generator().manual_seed(3))
     b = sample(eps, sde, (8, 1, 4, 4), 5, generator=torch.Generator().manual_seed(3))

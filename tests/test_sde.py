@@ -4,20 +4,33 @@ import torch
 from wsgm import sde as sde_lib
 
 PROCESSES = {
-    "vp": sde_lib.VP(beta_min=0.1, beta_max=20.0),
-    "subvp": sde_lib.SubVP(beta_min=0.1, beta_max=20.0),
-    "ve": sde_lib.VE(sigma_min=0.01, sigma_max=50.0),
-    "ou": sde_lib.OU(beta=2.0, T=5.0),
-    "vp_exp": sde_lib.VPExp(beta_min=0.1, beta_max=20.0),
-    "vp_power": sde_lib.VPPower(beta_a=4.4, beta_b=0.3, rho=2.0),
-    "ve_linear": sde_lib.VELinear(sigma_max=50.0),
-    "ve_quadratic": sde_lib.VEQuadratic(sigma_max=50.0),
-    "ve_power": sde_lib.VEPower(sigma_min=0.01, sigma_max=50.0, rho=7.0),
+    "vp": sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3),
+    "subvp": sde_lib.SubVP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3),
+    "ve": sde_lib.VE(sigma_min=0.01, sigma_max=50.0, T=1.0, eps=1e-3),
+    "ou": sde_lib.OU(beta=2.0, T=5.0, eps=1e-3),
+    "vp_exp": sde_lib.VPExp(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3),
+    "vp_power": sde_lib.VPPower(beta_a=4.4, beta_b=0.3, rho=2.0, T=1.0, eps=1e-3),
+    "ve_linear": sde_lib.VELinear(sigma_max=50.0, T=1.0, eps=1e-3),
+    "ve_quadratic": sde_lib.VEQuadratic(sigma_max=50.0, T=1.0, eps=1e-3),
+    "ve_power": sde_lib.VEPower(sigma_min=0.01, sigma_max=50.0, rho=7.0, T=1.0, eps=1e-3),
 }
 
 
 def test_registry_is_covered():
     assert set(PROCESSES) == set(sde_lib.REGISTRY)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_the_schema_is_the_one_source_of_process_defaults(name):
+    """Processes have no defaults of their own: build() needs every key, and the schema's
+    defaults (what the config fills in, and what the paper bench uses) provide them."""
+    from wsgm.config import defaults
+
+    cls, keys = sde_lib.REGISTRY[name]
+    with pytest.raises(TypeError):
+        cls()
+    sde = sde_lib.build({**defaults("sde"), "name": name})
+    assert all(getattr(sde, k) == defaults("sde")[k] for k in ("T", "eps", *keys))
     for name, sde in PROCESSES.items():
         assert isinstance(sde, sde_lib.REGISTRY[name][0])
 
@@ -65,7 +78,8 @@ def test_ve_g_matches_sigma(name):
 
 def test_power_vp_with_rho_one_is_the_linear_vp():
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
-    a, b = sde_lib.VPPower(beta_a=19.9, beta_b=0.1, rho=1.0), sde_lib.VP(beta_min=0.1, beta_max=20.0)
+    a = sde_lib.VPPower(beta_a=19.9, beta_b=0.1, rho=1.0, T=1.0, eps=1e-3)
+    b = sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3)
     assert torch.allclose(a.var(t), b.var(t)) and torch.allclose(a.g2(t), b.g2(t))
 
 

@@ -8,7 +8,8 @@ import torch
 import zarr
 
 from wsgm import specs
-from wsgm.train import Interrupted, TrainingError, load_model, train
+from wsgm.nets.load import load_model
+from wsgm.train import Interrupted, TrainingError, train
 
 
 def _spec(cfg, exp="wsgm", scale=2, **train_overrides):
@@ -88,7 +89,7 @@ def test_checkpoint_of_another_experiment_is_refused_by_name(tmp_path, tiny_conf
 def test_parameterizations_learn_and_load_as_eps(tmp_path, tiny_config, tiny_store, kind):
     """A net trained in any parameterization, loaded by load_model, predicts ε better than 0 does."""
     from wsgm import sde as sde_lib
-    from wsgm.train import band_pair, normalize
+    from wsgm.bands import band_pair, normalize
     from wsgm.decompose import read_stats
 
     _, store = tiny_store

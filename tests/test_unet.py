@@ -118,7 +118,7 @@ def test_config_builds_the_default_and_the_paper_sized_nets() -> None:
     from pathlib import Path
 
     from wsgm import config as config_lib
-    from wsgm.train import build_net
+    from wsgm.nets.load import build_net
 
     cfg = config_lib.load(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
     wsgm_exp = cfg["experiments"]["wsgm"]
@@ -141,7 +141,7 @@ def test_parameterizations_convert_to_eps(kind: str) -> None:
     from wsgm import sde as sde_lib
     from wsgm.nets.param import EpsModel, native_loss
 
-    sde = sde_lib.VP()
+    sde = sde_lib.VP(beta_min=0.1, beta_max=20.0, T=1.0, eps=1e-3)
     x0, z = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
     t = torch.tensor([0.1, 0.3, 0.6, 0.9])
     m, s = (v.float().view(-1, 1, 1, 1) for v in sde.marginal(t.double()))

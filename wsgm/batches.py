@@ -18,22 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from wsgm.bands import band_pair, normalize
 from wsgm.data.store import open_group
 from wsgm.decompose import read_stats
 from wsgm.runtime import derive_seed
-
-
-def band_pair(J: int, j: int) -> tuple[str, str | None]:
-    """(target band, conditioning band) names in the decomposed store for model j."""
-    if not 0 <= j <= J:
-        raise ValueError(f"scale {j} is outside 0..J={J}")
-    return (f"low{J}", None) if j == J else (f"detail{j + 1}", f"low{j + 1}")
-
-
-def normalize(x: torch.Tensor, stats: dict, inverse: bool = False) -> torch.Tensor:
-    mean = torch.tensor(stats["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(stats["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return x * std + mean if inverse else (x - mean) / std
 
 
 class ChunkBatches(IterableDataset):

@@ -9,7 +9,6 @@ provenance record; ``wsgm audit PATH`` walks a result back to the data.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
@@ -18,14 +17,10 @@ from pathlib import Path
 
 from wsgm import config as config_lib
 from wsgm import specs
-from wsgm.atomic import atomic_path
-from wsgm.provenance import Stage, audit, record_path
+from wsgm.errors import Interrupted, UserError
+from wsgm.provenance import Stage, audit, record_path, run_stage
 
 log = logging.getLogger("wsgm")
-
-
-class UserError(Exception):
-    """Shown as one line, without a traceback."""
 
 
 class _LazyConfig:
@@ -52,20 +47,6 @@ def _spec(args: argparse.Namespace, build: Callable[[_LazyConfig], dict]) -> tup
         return build(cfg), cfg
     except KeyError as exc:
         raise UserError(exc.args[0]) from None
-
-
-def run_stage(name: str, spec: dict, inputs: dict[str, Path], outputs: dict[str, tuple[Path, bool]],
-              work: Callable[[dict[str, Path]], dict | None], device: str = "cpu") -> None:
-    """Run ``work`` on temporary outputs, move them into place, then write their records."""
-    stage = Stage(name, spec, inputs, spec.get("seed"), device)
-    for path, _ in outputs.values():
-        record_path(path).unlink(missing_ok=True)
-    with contextlib.ExitStack() as stack:
-        tmps = {k: stack.enter_context(atomic_path(p, directory=is_dir)) for k, (p, is_dir) in outputs.items()}
-        stage.extra = work(tmps) or {}
-    for path, _ in outputs.values():
-        stage.finish(path)
-    log.info("%s done: %s", name, ", ".join(str(p) for p, _ in outputs.values()))
 
 
 def _device(spec: dict):
@@ -137,7 +118,7 @@ def cmd_train(args):
 
 
 def cmd_sample(args):
-    from wsgm.cascade import run
+    from wsgm.cascade import sample_to_store
 
     def build(cfg):
         if args.inverse:
@@ -147,31 +128,26 @@ def cmd_sample(args):
     spec, cfg = _spec(args, build)
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
-    lowres = Path(args.lowres) if args.lowres else None
+    inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
     truth = None
     if "inverse" in spec:
         truth = Path(args.truth or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
         out = Path(args.out or specs.inverse_path(spec["experiment"], spec["inverse"]["name"], spec["steps"]))
+        inputs["truth"] = truth
     elif args.truth or args.inverse:
         raise UserError("--inverse TASK and --truth go together (or a --spec holding 'inverse')")
     else:
-        default_out = specs.superres_path if lowres else specs.samples_path
-        out = Path(args.out or default_out(spec["experiment"], spec["steps"]))
+        out = Path(args.out or specs.samples_path(spec["experiment"], spec["steps"]))
     device = _device(spec)
-    inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
-    if lowres:
-        inputs["lowres"] = lowres
-    if truth:
-        inputs["truth"] = truth
     run_stage("sample", spec, inputs, {"samples": (out, True)},
-              lambda t: run(spec, store, models, t["samples"], device, lowres, args.offset, truth), str(device))
+              lambda t: sample_to_store(spec, store, models, t["samples"], device, truth, args.offset), str(device))
 
 
 def _bin_width(text: str | None) -> float | None:
     if text is None:
         return None
     if text == "8bit":
-        from wsgm.image_likelihood import BIN_8BIT
+        from wsgm.likelihood import BIN_8BIT
 
         return BIN_8BIT
     try:
@@ -181,7 +157,7 @@ def _bin_width(text: str | None) -> float | None:
 
 
 def cmd_likelihood(args):
-    from wsgm.image_likelihood import run
+    from wsgm.likelihood import likelihood_of_images
 
     spec, cfg = _spec(args, lambda cfg: specs.likelihood(
         cfg, args.experiment, args.n, args.offset, args.estimator, args.probes, _bin_width(args.bin_width),
@@ -193,7 +169,7 @@ def cmd_likelihood(args):
     device = _device(spec)
 
     def work(t):
-        result = run(spec, data, store, models, device)
+        result = likelihood_of_images(spec, data, store, models, device)
         t["likelihood"].write_text(json.dumps(result, indent=2) + "\n")
         scales = ", ".join(f"scale {s['scale']} {s['bits_per_dim']:.4f}" for s in result["per_scale"])
         print(f"{spec['experiment']}: {result['bits_per_dim']:.4f} ± {result['bits_per_dim_sem']:.4f} bits/dim "
@@ -205,7 +181,7 @@ def cmd_likelihood(args):
 
 
 def cmd_reference(args):
-    from wsgm.metrics.reference import compute
+    from wsgm.reference import compute
 
     def build(cfg):
         exp = specs.experiment(cfg, args.experiment)
@@ -227,7 +203,7 @@ def cmd_evaluate(args):
 
     spec, cfg = _spec(args, build)
     if "inverse" in spec:  # inverse-problem stores: the same metrics plus the measurement errors
-        from wsgm.metrics.inverse import evaluate
+        from wsgm.evaluate_inverse import evaluate_inverse as evaluate
 
         task = spec["inverse"]["name"]
         default_samples = specs.inverse_path(spec["experiment"], task, spec["steps"])
@@ -294,7 +270,7 @@ def cmd_check_config(args):
         print(json.dumps(cfg, indent=2))
 
 
-def cmd_theory(args):
+def cmd_paper(args):
     from wsgm import paper
 
     cfg = paper.load(args.config)
@@ -304,7 +280,7 @@ def cmd_theory(args):
         cfg["processes"]["size"] = min(args.sizes)
     if args.steps:
         cfg["gaussian"]["steps"] = args.steps
-    results = paper.run(cfg, Path(args.outdir), tuple(args.only or paper.SECTIONS), log.info)
+    results = paper.measure(cfg, Path(args.outdir), tuple(args.only or paper.SECTIONS), log.info)
     print(paper.tables(results))
 
 
@@ -353,12 +329,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--store")
     s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
     s.add_argument("--out")
-    s.add_argument("--lowres", help="super-resolution: a dataset store whose real level-J low-pass "
-                                    "images start the cascade (held-out data: a dataset not trained on)")
-    s.add_argument("--offset", type=int, default=0, help="super-resolution / inverse: first image of "
-                                                         "--lowres / --truth")
+    s.add_argument("--offset", type=int, default=0, help="inverse problems: first image of --truth")
     s.add_argument("--inverse", choices=specs.INVERSE_TASKS,
-                   help="solve this inverse problem (with --config: the task's settings from `inverse`)")
+                   help="solve this inverse problem (with --config: the task's settings from `inverse`); "
+                        "superres = super-resolution from the real low-pass")
     s.add_argument("--truth", help="inverse: the dataset store whose images are measured (default: the "
                                    "experiment's dataset; pick held-out images with --offset)")
     s = stage("likelihood", cmd_likelihood, "bits/dim of real images (probability-flow ODE, per scale)")
@@ -395,7 +369,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", nargs="+", help="EXPERIMENT=PATH of each experiment's dataset")
     s.add_argument("--outdir")
 
-    t = sub.add_parser("theory", help="paper claims with exact Gaussian scores (config/paper.yaml)")
+    t = sub.add_parser("paper", aliases=["theory"],
+                       help="paper claims with exact Gaussian scores (config/paper.yaml; alias: theory)")
     t.add_argument("--config", default="config/paper.yaml", help="paper config (sizes, steps, target, processes)")
     t.add_argument("--outdir", default="results/bench", help="where paper_*.json and paper_*.png go")
     t.add_argument("--only", nargs="+", choices=["gaussian", "cost", "processes"],
@@ -403,7 +378,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--sizes", nargs="+", type=int, help="reduced run: only these field sizes")
     t.add_argument("--steps", nargs="+", type=int, help="reduced run: this step list")
     t.add_argument("--threads", type=int, default=1, help="CPU threads (fixed for determinism)")
-    t.set_defaults(fn=cmd_theory)
+    t.set_defaults(fn=cmd_paper)
     a = sub.add_parser("audit", help="walk provenance from a result back to the data")
     a.add_argument("paths", nargs="+")
     a.set_defaults(fn=cmd_audit)
@@ -415,32 +390,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stage_errors(command: str) -> tuple[type[Exception], ...]:
-    """User errors of the evaluation stages (imported only there: torch-fidelity is slow to load)."""
-    if command == "likelihood":
-        from wsgm.image_likelihood import LikelihoodError
-
-        return (LikelihoodError,)
-    if command not in ("evaluate", "reference"):
-        return ()
-    from wsgm.evaluate import EvaluationError
-    from wsgm.metrics.fid import WeightsError
-
-    return EvaluationError, WeightsError
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from wsgm.data.fetch import FetchError
-    from wsgm.data.store import StoreError
-    from wsgm.runtime import DeviceError, setup
-    from wsgm.inverse import InverseError
-    from wsgm.train import Interrupted, TrainingError
-
-    user_errors = (UserError, config_lib.ConfigError, StoreError, DeviceError, TrainingError,
-                   FileNotFoundError, FetchError, InverseError, *_stage_errors(args.command))
+    from wsgm.runtime import setup
 
     if hasattr(args, "threads"):
         setup(args.threads)
@@ -449,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"wsgm {args.command}: {exc}", file=sys.stderr)
         return 143
-    except user_errors as exc:
+    except (UserError, FileNotFoundError) as exc:
         print(f"wsgm {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,4 @@
-"""Load and check the pipeline config against workflow/schemas/config.schema.yaml.
+"""Load and check the pipeline config against the schema (wsgm/schemas/config.schema.yaml).
 
 The same schema is enforced by the Snakefile (``snakemake.utils.validate``) and by the CLI; this
 module adds the defaults (including inside named entries, which Snakemake's validator skips),
@@ -18,10 +18,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+from wsgm.errors import UserError
+
+# Shipped inside the package (package data), so an installed wsgm validates configs too;
+# workflow/schemas/config.schema.yaml, which Snakemake's validate() reads, is a link to this file.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A user error in the config: the message names the key and the fix."""
 
 
@@ -29,8 +33,8 @@ class ConfigError(ValueError):
 def schema() -> dict:
     if not SCHEMA_PATH.is_file():
         raise ConfigError(
-            f"config schema not found at {SCHEMA_PATH}; install wsgm from its repository "
-            "checkout with `pip install -e .` so the workflow/ folder sits beside the package"
+            f"config schema not found at {SCHEMA_PATH}: the wsgm installation is incomplete. "
+            "Fix: reinstall it (`pip install .` or `pip install -e .` from the repository)"
         )
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
@@ -255,6 +259,12 @@ def merge(base: dict, update: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def defaults(section: str) -> dict:
+    """The schema's defaults of one ``$defs`` section (e.g. ``sde``): the one source of them."""
+    node = schema()["$defs"][section]
+    return {k: copy.deepcopy(v["default"]) for k, v in node.get("properties", {}).items() if "default" in v}
 
 
 def reference_markdown() -> str:

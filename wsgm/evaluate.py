@@ -18,9 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wsgm import reference as ref_lib
+from wsgm import wavelets
 from wsgm.data.store import open_group
+from wsgm.errors import UserError
 from wsgm.metrics import fid as fid_lib
-from wsgm.metrics import reference as ref_lib
 from wsgm.metrics.physics import DEFINITIONS as PHYSICS_DEFINITIONS
 from wsgm.metrics.physics import PHYSICS
 
@@ -39,7 +41,7 @@ DEFINITIONS = {
 FLOORED = ("fid", "kid", "spectrum_log_error", "marginal_w1", "kl_exact_per_dim", "energy_w1", "magnetization_w1")
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(UserError, RuntimeError):
     """The samples cannot be scored (diverged sampler, mismatched reference)."""
 
 
@@ -99,7 +101,7 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
         x = np.asarray(group[f"x{k}"][:])
         _check_finite(x, samples, k)
         metrics, spectra = score(x, levels[k], spec, device)
-        real = ref_lib.lowpass(real0, k, meta["wavelet"]).numpy()
+        real = wavelets.lowpass(real0, k, meta["wavelet"]).numpy()
         floor, _ = score(real, levels[k], spec, device)
         metrics |= {f"{m}_data_floor": floor[m] for m in FLOORED if m in floor}
         scales[str(k)] = {"size": int(x.shape[-1]), "metrics": metrics, "spectra": spectra}

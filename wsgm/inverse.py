@@ -33,8 +33,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from wsgm.errors import UserError
 from wsgm import wavelets
-from wsgm.batches import normalize
+from wsgm.bands import normalize
 from wsgm.runtime import derive_seed
 from wsgm.samplers import PROJECTABLE
 
@@ -42,7 +43,7 @@ KINDS = ("inpaint", "colorize", "superres")
 MASKS = ("center", "blocks")
 
 
-class InverseError(ValueError):
+class InverseError(UserError, ValueError):
     """A task that cannot be run on this experiment or data (shown as one line)."""
 
 
@@ -223,7 +224,7 @@ class SuperRes(Task):
     """Known: the level-L low-pass of the task's wavelet (an image 2^L times smaller).
 
     WSGM with J >= L: low{J} and the detail bands of levels L+1..J are known whole (the coarse
-    draws are skipped: the cascade starts from the real low-pass, as ``--lowres`` does); with
+    draws are skipped: the cascade starts from the real low-pass); with
     J < L (and SGM) the low{J} band is known on its level-(L-J) low-pass subspace, which commutes
     with the per-channel normalization (constants lie in it).
     """
@@ -231,7 +232,7 @@ class SuperRes(Task):
     kind = "superres"
 
     def measure(self, x, index):
-        return wavelets.wavedec2(x, self.spec["wavelet"], self.spec["levels"])[0]
+        return wavelets.lowpass(x, self.spec["levels"], self.spec["wavelet"])
 
     def _up(self, low: torch.Tensor, levels: int) -> torch.Tensor:
         """The projection back to full size: inverse DWT with zero detail bands."""
@@ -261,7 +262,7 @@ class SuperRes(Task):
             return out  # detail bands of levels 1..L: unknown
 
         def apply(x):
-            return self._up(wavelets.wavedec2(x, self.spec["wavelet"], L - J)[0], L - J)
+            return self._up(wavelets.lowpass(x, L - J, self.spec["wavelet"]), L - J)
         return {f"low{J}": Projector(apply, normalize(self._up(y, L - J), stats[f"low{J}"]))}
 
     def unknown_fraction(self, index):

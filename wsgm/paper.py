@@ -1,4 +1,4 @@
-"""The paper's claims, measured with exact Gaussian scores (config/paper.yaml, ``wsgm theory``).
+"""The paper's claims, measured with exact Gaussian scores (config/paper.yaml, ``wsgm paper``).
 
 - ``gaussian``: error of SGM (J = 0) and WSGM (J = log2(L / coarsest)) against steps on power-law
   fields of size L, same sampler and grid; steps to reach the target error, against L.
@@ -25,11 +25,9 @@ import yaml
 
 from wsgm import sde as sde_lib
 from wsgm import theory
-from wsgm.config import ConfigError
+from wsgm.config import ConfigError, defaults
 
 SECTIONS = ("gaussian", "cost", "processes")
-SDE_DEFAULTS = {"T": 1.0, "eps": 1e-3, "beta_min": 0.1, "beta_max": 20.0, "beta_a": 4.4, "beta_b": 0.3,
-                "rho": 2.0, "beta": 2.0, "sigma_min": 0.01, "sigma_max": 50.0}
 
 
 def load(path: str | Path) -> dict:
@@ -55,7 +53,7 @@ def load(path: str | Path) -> dict:
 def build_sde(cfg: dict) -> sde_lib.SDE:
     if cfg.get("name") not in sde_lib.REGISTRY:
         raise ConfigError(f"unknown process {cfg.get('name')!r}; use one of {sorted(sde_lib.REGISTRY)}")
-    return sde_lib.build({**SDE_DEFAULTS, **cfg})
+    return sde_lib.build({**defaults("sde"), **cfg})
 
 
 def _xi(xi, size: int) -> float:
@@ -108,7 +106,7 @@ def _time_cascade(size: int, xi: float, J: int, steps: int, g: dict, c: dict) ->
     """Best-of-``repeats`` wall time per image of the real cascade with exact models."""
     from wsgm.cascade import cascade
 
-    sde_cfg = {**SDE_DEFAULTS, **g["sde"]}
+    sde_cfg = {**defaults("sde"), **g["sde"]}
     models, stats = theory.field_models(size, xi, g["eta"], J, build_sde(sde_cfg), g["wavelet"])
     spec = {"J": J, "wavelet": g["wavelet"], "sde": sde_cfg, "steps": steps,
             "shape": [c["n_images"], 1, size, size],
@@ -260,7 +258,7 @@ def plots(gauss: dict | None, cst: dict | None, proc: dict | None, error: str, o
     return written
 
 
-def run(cfg: dict, outdir: Path, sections: tuple[str, ...] = SECTIONS, log=print) -> dict[str, dict]:
+def measure(cfg: dict, outdir: Path, sections: tuple[str, ...] = SECTIONS, log=print) -> dict[str, dict]:
     """Run the chosen sections; write paper_{gaussian,cost,sde}.json and PNGs into ``outdir`` (atomically)."""
     import json
 

@@ -10,7 +10,9 @@ so an output or input replaced by hand is detected.
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as _dt
+import logging
 import functools
 import hashlib
 import json
@@ -20,10 +22,13 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from wsgm import __version__
-from wsgm.atomic import write_json
+from wsgm.atomic import atomic_path, write_json
+
+log = logging.getLogger("wsgm")
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 SUFFIX = ".prov.json"
@@ -85,9 +90,27 @@ def _wsgm_imports(path: Path) -> set[str]:
     return found
 
 
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree with the docstrings of its module, classes and functions removed."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(source: str) -> str:
+    """What a code hash sees of a module: its syntax tree without docstrings. Comments, blank
+    lines, line breaks and docstrings change nothing; any change to what runs changes it."""
+    return ast.dump(_without_docstrings(ast.parse(source)), include_attributes=False)
+
+
 @functools.cache
 def code_hash(module: str) -> str:
-    """Hash of a wsgm module's source and of every wsgm module it imports, transitively."""
+    """Hash of a wsgm module's code and of every wsgm module it imports, transitively (each as its
+    :func:`code_fingerprint`, so editing a comment or a docstring reruns nothing)."""
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
@@ -101,7 +124,7 @@ def code_hash(module: str) -> str:
         todo.extend(_wsgm_imports(path))
     h = hashlib.sha256()
     for name in sorted(seen):
-        h.update(name.encode() + b"\0" + seen[name].read_bytes() + b"\0")
+        h.update(name.encode() + b"\0" + code_fingerprint(seen[name].read_text()).encode() + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -193,6 +216,21 @@ class Stage:
         }
         write_json(record_path(output), record)
         return record
+
+
+def run_stage(name: str, spec: dict, inputs: dict[str, Path], outputs: dict[str, tuple[Path, bool]],
+              work: Callable[[dict[str, Path]], dict | None], device: str = "cpu") -> None:
+    """Run a stage: ``work`` writes temporary outputs ({key: path}), which are moved into place
+    only if it returns; then each output gets its record. ``outputs`` is {key: (path, is_dir)}."""
+    stage = Stage(name, spec, inputs, spec.get("seed"), device)
+    for path, _ in outputs.values():
+        record_path(path).unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        tmps = {k: stack.enter_context(atomic_path(p, directory=is_dir)) for k, (p, is_dir) in outputs.items()}
+        stage.extra = work(tmps) or {}
+    for path, _ in outputs.values():
+        stage.finish(path)
+    log.info("%s done: %s", name, ", ".join(str(p) for p, _ in outputs.values()))
 
 
 # --- audit ------------------------------------------------------------------------------------

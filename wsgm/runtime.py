@@ -7,8 +7,10 @@ import os
 
 import torch
 
+from wsgm.errors import UserError
 
-class DeviceError(RuntimeError):
+
+class DeviceError(UserError, RuntimeError):
     """The configured device cannot be used on this machine."""
 
 

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SDE(ABC):
-    T: float = 1.0
-    eps: float = 1e-3
+    """A linear forward process. Its parameters have no defaults here: the config schema
+    (``wsgm/schemas/config.schema.yaml``, section ``sde``) is their one source, and
+    ``build`` takes a config section with every key filled in."""
+
+    T: float
+    eps: float
     time_law: str = "uniform"  # training times: uniform on [eps, T], or quadratic (eps + (T-eps) u²)
 
     @abstractmethod
@@ -41,12 +45,6 @@ class SDE(ABC):
     def sde(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _bcast(self.drift_coef(t), x) * x, torch.sqrt(self.g2(t))
 
-    def reverse_drift(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor,
-                      probability_flow: bool = False) -> torch.Tensor:
-        """Drift of the reverse-time SDE f - g² score (or of the PF ODE, f - g²/2 score), in forward time."""
-        g2 = _bcast(self.g2(t), x)
-        return _bcast(self.drift_coef(t), x) * x - (0.5 if probability_flow else 1.0) * g2 * score
-
     def sample_time(self, u: torch.Tensor) -> torch.Tensor:
         """Training-time law: maps u ~ U[0, 1) to t in [eps, T]; quadratic matches the quadratic grid."""
         return self.eps + (self.T - self.eps) * (u**2 if self.time_law == "quadratic" else u)
@@ -61,18 +59,13 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.reshape(v.shape + (1,) * (x.dim() - v.dim()))
 
 
-@dataclass(frozen=True)
-class VP(SDE):
-    """Song et al.'s variance-preserving SDE, beta(t) = beta_min + t (beta_max - beta_min)."""
+@dataclass(frozen=True, kw_only=True)
+class _VariancePreserving(SDE):
+    """dx = -beta(t)/2 x dt + sqrt(beta(t)) dW for a schedule ``beta`` and log m = -1/2 ∫beta."""
 
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-
-    def beta(self, t):
-        return self.beta_min + t * (self.beta_max - self.beta_min)
-
-    def log_mean(self, t):
-        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+    @abstractmethod
+    def beta(self, t: torch.Tensor) -> torch.Tensor:
+        """beta(t)"""
 
     def drift_coef(self, t):
         return -0.5 * self.beta(t)
@@ -84,7 +77,21 @@ class VP(SDE):
         return -torch.expm1(2 * self.log_mean(t))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class VP(_VariancePreserving):
+    """Song et al.'s variance-preserving SDE, beta(t) = beta_min + t (beta_max - beta_min)."""
+
+    beta_min: float
+    beta_max: float
+
+    def beta(self, t):
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def log_mean(self, t):
+        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+
+
+@dataclass(frozen=True, kw_only=True)
 class SubVP(VP):
     """Song et al.'s sub-VP SDE: same drift as VP, g² = beta (1 - exp(-2 ∫beta))."""
 
@@ -95,15 +102,15 @@ class SubVP(VP):
         return torch.expm1(2 * self.log_mean(t)) ** 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VE(SDE):
     """Song et al.'s variance-exploding SDE, sigma(t) = sigma_min (sigma_max/sigma_min)^t.
 
     The exact marginal variance is sigma(t)² - sigma_min² (the integral of g²), not sigma(t)².
     """
 
-    sigma_min: float = 0.01
-    sigma_max: float = 50.0
+    sigma_min: float
+    sigma_max: float
 
     def sigma(self, t):
         return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
@@ -121,11 +128,11 @@ class VE(SDE):
         return self.sigma(t) ** 2 - self.sigma_min**2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OU(SDE):
     """Ornstein–Uhlenbeck with constant beta, dx = -beta/2 x dt + sqrt(beta) dW (WSGM paper)."""
 
-    beta: float = 2.0
+    beta: float
 
     def log_mean(self, t):
         return -0.5 * self.beta * t
@@ -140,7 +147,7 @@ class OU(SDE):
         return -torch.expm1(-self.beta * t)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VPExp(VP):
     """Gao–Nguyen–Zhu VP with exponential beta(t) = beta_min (beta_max/beta_min)^(t/T)."""
 
@@ -154,13 +161,13 @@ class VPExp(VP):
         return -0.5 * self.beta_min * torch.expm1(self._rate() * t) / self._rate()
 
 
-@dataclass(frozen=True)
-class VPPower(VP):
+@dataclass(frozen=True, kw_only=True)
+class VPPower(_VariancePreserving):
     """Gao–Nguyen–Zhu VP with beta(t) = (beta_b + beta_a t)^rho (rho = 1: Song's linear VP)."""
 
-    beta_a: float = 4.4
-    beta_b: float = 0.3
-    rho: float = 2.0
+    beta_a: float
+    beta_b: float
+    rho: float
 
     def beta(self, t):
         return (self.beta_b + self.beta_a * t) ** self.rho
@@ -170,11 +177,11 @@ class VPPower(VP):
         return -0.5 * ((self.beta_b + self.beta_a * t) ** r - self.beta_b**r) / (self.beta_a * r)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VELinear(SDE):
     """VE with constant g: sigma(t)² = sigma_max² t / T, g² = sigma_max² / T (Gao–Nguyen–Zhu)."""
 
-    sigma_max: float = 50.0
+    sigma_max: float
 
     def log_mean(self, t):
         return torch.zeros_like(t)
@@ -189,7 +196,7 @@ class VELinear(SDE):
         return self.sigma_max**2 * t / self.T
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VEQuadratic(VELinear):
     """VE with g = sqrt(2 c t): sigma(t)² = c t², c = sigma_max² / T² (Gao–Nguyen–Zhu)."""
 
@@ -200,7 +207,7 @@ class VEQuadratic(VELinear):
         return self.sigma_max**2 * (t / self.T) ** 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VEPower(VELinear):
     """VE with rho-power sigma(t) = (sigma_min^(1/rho) + t/T (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho.
 
@@ -208,8 +215,8 @@ class VEPower(VELinear):
     marginal variance is sigma(t)² - sigma_min² (zero at t = 0).
     """
 
-    sigma_min: float = 0.01
-    rho: float = 7.0
+    sigma_min: float
+    rho: float
 
     def _span(self):
         return (self.sigma_max ** (1 / self.rho) - self.sigma_min ** (1 / self.rho)) / self.T

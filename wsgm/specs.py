@@ -37,9 +37,9 @@ STAGE_MODULES = {
     "sample": "wsgm.cascade",
     "evaluate": "wsgm.evaluate",
     "report": "wsgm.report",
-    "reference": "wsgm.metrics.reference",
-    "inverse_evaluate": "wsgm.metrics.inverse",
-    "likelihood": "wsgm.image_likelihood",
+    "reference": "wsgm.reference",
+    "inverse_evaluate": "wsgm.evaluate_inverse",
+    "likelihood": "wsgm.likelihood",
 }
 INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
 

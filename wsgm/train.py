@@ -29,45 +29,21 @@ from tqdm import tqdm
 
 from wsgm import sde as sde_lib
 from wsgm.atomic import atomic_path
-from wsgm.batches import ChunkBatches, band_pair, loader, normalize
+from wsgm.batches import ChunkBatches, loader
+from wsgm.errors import Interrupted, UserError
+from wsgm.losses import DSMLoss
 from wsgm.nets import UNet
-from wsgm.nets.param import EpsModel, native_loss, to_eps
+from wsgm.nets.load import net_kwargs
 from wsgm.provenance import spec_hash
 from wsgm.runtime import derive_seed
 
-__all__ = ["band_pair", "normalize", "train", "load_model", "build_net", "TrainingError", "Interrupted"]
+__all__ = ["train", "TrainingError", "Interrupted"]
 
 log = logging.getLogger("wsgm.train")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training cannot go on (diverged loss, bad data)."""
-
-
-class Interrupted(RuntimeError):
-    """A termination signal arrived; a checkpoint was saved."""
-
-
-def net_kwargs(net: dict, in_channels: int, cond_channels: int, image_size: int) -> dict:
-    return {
-        "in_channels": in_channels,
-        "out_channels": in_channels,
-        "cond_channels": cond_channels,
-        "channels": net["channels"],
-        "channel_mult": tuple(net["channel_mult"]),
-        "num_res_blocks": net["num_res_blocks"],
-        "attn_resolutions": tuple(net["attn_resolutions"]),
-        "dropout": net["dropout"],
-        "image_size": image_size,
-    }
-
-
-def build_net(net: dict, channels: int, size: int, J: int, j: int) -> tuple[UNet, dict]:
-    """The U-Net of model j for ``channels``-channel images of side ``size``: unconditional on the
-    coarsest low-pass (j = J), conditional on the low-pass by channel concatenation otherwise."""
-    side = size // 2 ** (J if j == J else j + 1)
-    kwargs = net_kwargs(net, channels if j == J else 3 * channels, 0 if j == J else channels, side)
-    return UNet(**kwargs), kwargs
 
 
 class _SignalFlag:
@@ -86,11 +62,6 @@ class _SignalFlag:
             signal.signal(s, handler)
 
 
-def _save(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def _dist() -> tuple[int, int]:
     """(rank, world size) under torchrun, else (0, 1); initializes the process group once."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -103,33 +74,109 @@ def _dist() -> tuple[int, int]:
     return dist.get_rank(), world
 
 
-def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
-    state = {"gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(device)
-    return state
+class Checkpoint:
+    """The resumable state of one training job (model, EMA, optimizer, RNGs, losses, step) in one
+    file outside the rule's declared outputs; only a checkpoint made by the very same spec is used."""
 
+    def __init__(self, path: Path, spec: dict) -> None:
+        self.path, self.spec, self.key = Path(path), spec, spec_hash(spec)
 
-def _load_checkpoint(checkpoint: Path, spec: dict, key: str, device: torch.device) -> dict | None:
-    """The checkpoint's state if it was made by this very spec; otherwise None, saying why."""
-    if not checkpoint.is_file():
+    def load(self, device: torch.device) -> dict | None:
+        """The saved state if this spec made it; otherwise None, saying why."""
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location=device, weights_only=True)
+        if state.get("spec_hash") == self.key:
+            return state
+        theirs = f"experiment {state.get('experiment', '?')!r} scale {state.get('scale', '?')} " \
+                 f"(spec {str(state.get('spec_hash'))[:12]})"
+        ours = f"experiment {self.spec['experiment']!r} scale {self.spec['scale']} (spec {self.key[:12]})"
+        log.warning("refusing checkpoint %s: it was made for %s, this run is %s; starting from step 0",
+                    self.path, theirs, ours)
         return None
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
-    if state.get("spec_hash") == key:
-        return state
-    theirs = f"experiment {state.get('experiment', '?')!r} scale {state.get('scale', '?')} " \
-             f"(spec {str(state.get('spec_hash'))[:12]})"
-    ours = f"experiment {spec['experiment']!r} scale {spec['scale']} (spec {key[:12]})"
-    log.warning("refusing checkpoint %s: it was made for %s, this run is %s; starting from step 0",
-                checkpoint, theirs, ours)
-    return None
+
+    def save(self, step: int, model, ema, opt, gen: torch.Generator, losses: list[float],
+             device: torch.device) -> None:
+        state = {"spec_hash": self.key, "experiment": self.spec["experiment"], "scale": self.spec["scale"],
+                 "spec": self.spec, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                 "opt": opt.state_dict(), "losses": losses, "gen": gen.get_state(),
+                 "torch_rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def restore(state: dict, model, ema, opt, gen: torch.Generator, device: torch.device) -> tuple[list[float], int]:
+    """Put a checkpoint's state back; returns (losses so far, step to resume at)."""
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["opt"])
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return list(state["losses"]), int(state["step"])
+
+
+class Progress:
+    """Progress bar (on a terminal) and a log line every ``log_every`` steps, from rank 0."""
+
+    def __init__(self, spec: dict, start: int, rank: int) -> None:
+        self.tcfg, self.rank = spec["train"], rank
+        self.t0, self.last = time.perf_counter(), start
+        self.bar = tqdm(total=self.tcfg["steps"], initial=start, desc=f"train {spec['experiment']} scale "
+                        f"{spec['scale']}", disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
+
+    def step(self, done: int, losses: list[float]) -> None:
+        self.bar.update(1)
+        every, total, batch = self.tcfg["log_every"], self.tcfg["steps"], self.tcfg["batch_size"]
+        if done % every and done != total:
+            return
+        rate = (done - self.last) / max(1e-9, time.perf_counter() - self.t0)
+        window = losses[-every:]
+        mean = sum(window) / len(window)
+        self.bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{rate * batch:.0f}")
+        if self.rank == 0:
+            log.info("step %d/%d  loss %.4f  %.1f it/s  %.0f images/s", done, total, mean, rate, rate * batch)
+        self.t0, self.last = time.perf_counter(), done
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def optimizer_step(model, ema, opt, loss: torch.Tensor, tcfg: dict, step: int) -> None:
+    """Warm-up learning rate, backward, clipping, AdamW step, then the EMA update."""
+    for group in opt.param_groups:
+        group["lr"] = tcfg["lr"] * min(1.0, (step + 1) / max(1, tcfg["warmup"]))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if tcfg["grad_clip"] > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+    opt.step()
+    decay = min(tcfg["ema"], (1 + step) / (10 + step))  # warm-up: early EMA tracks the model
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - decay)
+
+
+def _mean_over_ranks(loss: torch.Tensor, world: int) -> torch.Tensor:
+    if world == 1:
+        return loss
+    import torch.distributed as dist
+
+    loss = loss.detach().clone()
+    dist.all_reduce(loss)
+    return loss / world
 
 
 def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.device) -> dict:
     """Train model ``spec['scale']`` and write its EMA weights to ``out``; returns a summary."""
     tcfg, J, j = spec["train"], spec["J"], spec["scale"]
     kind = spec["net"].get("parameterization", "eps")
-    weighting = tcfg.get("weighting", "none")
     rank, world = _dist()
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -137,7 +184,7 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
     if tcfg["batch_size"] % world:
         raise TrainingError(f"train.batch_size {tcfg['batch_size']} is not divisible by the {world} "
                             "DDP processes; change batch_size or --nproc_per_node")
-    sde = sde_lib.build(spec["sde"])
+    loss_fn = DSMLoss(sde_lib.build(spec["sde"]), kind, tcfg.get("weighting", "none"))
     torch.manual_seed(derive_seed(spec["seed"], "train-init", spec["experiment"], j))
     data = ChunkBatches(store, J, j, tcfg["batch_size"], derive_seed(spec["seed"], "train-batches",
                         spec["experiment"], j), rank=rank, world=world)
@@ -148,19 +195,12 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
     gen = torch.Generator().manual_seed(derive_seed(spec["seed"], "train-data", spec["experiment"], j,
                                                     *([rank] if rank else [])))
     amp = bool(tcfg.get("amp", True)) and device.type == "cuda"
+    ckpt = Checkpoint(checkpoint, spec)
     losses: list[float] = []
     start = 0
-    key = spec_hash(spec)
-    state = _load_checkpoint(checkpoint, spec, key, device)
+    state = ckpt.load(device)
     if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        losses, start = list(state["losses"]), int(state["step"])
+        losses, start = restore(state, model, ema, opt, gen, device)
         log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
     net = model
     if world > 1:
@@ -168,78 +208,33 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def snapshot(step: int) -> None:
-        if rank == 0:
-            _save(checkpoint, {"spec_hash": key, "experiment": spec["experiment"], "scale": j, "spec": spec,
-                               "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
-                               "opt": opt.state_dict(), "losses": losses, **_rng_state(gen, device)})
-
     data.start = start
     batches = iter(loader(data))
-    bs = tcfg["batch_size"] // world
-    t0, last_log = time.perf_counter(), start
-    bar = tqdm(total=tcfg["steps"], initial=start, desc=f"train {spec['experiment']} scale {j}",
-               disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
+    progress = Progress(spec, start, rank)
     with _SignalFlag() as flag:
         for step in range(start, tcfg["steps"]):
             x0, cond = next(batches)
             x0 = x0.to(device, non_blocking=True)
             cond = cond.to(device, non_blocking=True) if cond.numel() else None
-            t = sde.sample_time(torch.rand(bs, generator=gen, dtype=torch.float64))
-            z = torch.randn(x0.shape, generator=gen).to(device)
-            m, s = (v.float().to(device) for v in sde.marginal(t))
-            xt = m.view(-1, 1, 1, 1) * x0 + s.view(-1, 1, 1, 1) * z
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                pred = net(xt, t.float().to(device), cond)
-            pred = pred.float()
-            if weighting == "likelihood":
-                w = (sde.g2(t) / sde.var(t)).float().to(device)
-                per = w * (to_eps(kind, pred, xt, m, s) - z).pow(2).flatten(1).mean(1)
-            else:
-                per = native_loss(kind, pred, x0, z, s)
-            loss = per.mean()
+            loss = loss_fn(net, x0, cond, gen, amp).mean()
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at step {step}; lower train.lr "
                                     "or set train.grad_clip")
-            for group in opt.param_groups:
-                group["lr"] = tcfg["lr"] * min(1.0, (step + 1) / max(1, tcfg["warmup"]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-            opt.step()
-            decay = min(tcfg["ema"], (1 + step) / (10 + step))  # warm-up: early EMA tracks the model
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
-            if world > 1:
-                import torch.distributed as dist
-
-                loss = loss.detach().clone()
-                dist.all_reduce(loss)
-                loss /= world
-            losses.append(loss.item())
-            bar.update(1)
+            optimizer_step(model, ema, opt, loss, tcfg, step)
+            losses.append(_mean_over_ranks(loss, world).item())
             done = step + 1
-            if done % tcfg["log_every"] == 0 or done == tcfg["steps"]:
-                rate = (done - last_log) / max(1e-9, time.perf_counter() - t0)
-                window = losses[-tcfg["log_every"]:]
-                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", img_s=f"{rate * tcfg['batch_size']:.0f}")
-                if rank == 0:
-                    log.info("step %d/%d  loss %.4f  %.1f it/s  %.0f images/s", done, tcfg["steps"],
-                             sum(window) / len(window), rate, rate * tcfg["batch_size"])
-                t0, last_log = time.perf_counter(), done
-            if flag.signum is not None or done % tcfg["checkpoint_every"] == 0:
-                snapshot(done)
+            progress.step(done, losses)
+            if rank == 0 and (flag.signum is not None or done % tcfg["checkpoint_every"] == 0):
+                ckpt.save(done, model, ema, opt, gen, losses, device)
             if flag.signum is not None:
                 raise Interrupted(f"signal {flag.signum} at step {done}: checkpoint saved to "
                                   f"{checkpoint}; rerun to resume")
-    bar.close()
+    progress.close()
     if rank == 0:
         weights = {"ema": ema.state_dict(), "net": kwargs, "spec": spec, "losses": losses}
         with atomic_path(out) as tmp:
             torch.save(weights, tmp)
-        checkpoint.unlink(missing_ok=True)
+        ckpt.remove()
     head, tail = losses[: max(1, len(losses) // 10)], losses[-max(1, len(losses) // 10):]
     return {"loss_start": sum(head) / len(head), "loss_end": sum(tail) / len(tail),
             "parameters": sum(p.numel() for p in model.parameters()), "steps": len(losses),
@@ -260,17 +255,3 @@ def write_loss_curve(weights: Path) -> Path:
         writer.writerow(["step", "loss"])
         writer.writerows((i + 1, f"{v:.6g}") for i, v in enumerate(losses))
     return path
-
-
-def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """EMA network from a weights file written by ``train`` (safe: weights_only).
-
-    Whatever the parameterization, the returned model maps (x, t, cond) to ε.
-    """
-    weights = torch.load(path, map_location=device, weights_only=True)
-    net = UNet(**weights["net"]).to(device).eval()
-    net.load_state_dict(weights["ema"])
-    kind = weights["spec"]["net"].get("parameterization", "eps")
-    if kind == "eps":
-        return net, weights
-    return EpsModel(net, sde_lib.build(weights["spec"]["sde"]), kind).eval(), weights

@@ -154,6 +154,11 @@ def wavedec2(
     return low, details
 
 
+def lowpass(x: torch.Tensor, levels: int, wavelet: str = "haar") -> torch.Tensor:
+    """The level-``levels`` low-pass x_levels of ``x`` (orthonormal: the cascade's convention)."""
+    return wavedec2(x, wavelet, levels)[0]
+
+
 def waverec2(low: torch.Tensor, details_list: list[torch.Tensor], wavelet: str = "haar") -> torch.Tensor:
     """Inverse of :func:`wavedec2` (``details_list`` ordered finest first)."""
     x = low

@@ -21,13 +21,15 @@ import pooch
 import requests
 from tqdm import tqdm
 
+from wsgm.errors import UserError
+
 log = logging.getLogger(__name__)
 
 HASH_LENGTHS = {"sha256": 64, "md5": 32}
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A download failed or its checksum did not match; the message names cause and fix."""
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from wsgm.errors import UserError
 
-class StoreError(RuntimeError):
+
+class StoreError(UserError, RuntimeError):
     """A Zarr store is missing, incomplete or not what the stage expects."""
 
 

@@ -34,6 +34,7 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from wsgm.errors import UserError
 from wsgm import wavelets
 from wsgm.metrics.spectrum import shell_index
 
@@ -42,7 +43,7 @@ FIELDS = "wsgm-fields"
 IDENTITY = "wsgm-identity"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """The feature extractor's weights file is missing or is not the expected one."""
 
 

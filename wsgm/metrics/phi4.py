@@ -40,7 +40,7 @@ def moments(e: np.ndarray, m: np.ndarray) -> dict[str, float]:
 
 
 def summarize(e: np.ndarray, m: np.ndarray, beta: float, k: int) -> dict[str, np.ndarray]:
-    """The reference entries of one resolution (names as :func:`wsgm.metrics.reference.load` reads)."""
+    """The reference entries of one resolution (names as :func:`wsgm.reference.load` reads)."""
     mom = moments(e, m)
     return {"phi4": np.array([beta, k], dtype=np.float64), "energy": quantiles(e),
             "magnetization": quantiles(m), "phi4_moments": np.array([mom[n] for n in MOMENTS])}

@@ -1,7 +1,7 @@
 """Physics statistics of fields, one resolution at a time, by name (a registry: add φ⁴ here).
 
 Each entry maps (samples N×C×L×L, reference level) to (metrics, spectra). A reference level is the
-dict :mod:`wsgm.metrics.reference` stores for one resolution of the real data: ``power`` (radially
+dict :mod:`wsgm.reference` stores for one resolution of the real data: ``power`` (radially
 averaged data spectrum), ``quantiles`` (pixel-value quantiles), ``exact2d`` (the exact 2-D
 spectrum at that resolution, Gaussian simulations only), ``phi4``/``energy``/``magnetization``/
 ``phi4_moments`` (φ⁴ datasets only, see :mod:`wsgm.metrics.phi4`). To add a statistic (e.g. the φ⁴ energy

@@ -49,7 +49,8 @@ def errors(task: inverse.Task, x: torch.Tensor, truth: torch.Tensor, index: np.n
             "unknown_fraction": fraction}
 
 
-def evaluate(spec: dict, samples: Path, data: Path, reference: Path, device: torch.device | str = "cpu") -> dict:
+def evaluate_inverse(spec: dict, samples: Path, data: Path, reference: Path,
+                     device: torch.device | str = "cpu") -> dict:
     """``wsgm.evaluate.evaluate`` of the solutions, with an ``inverse`` block of errors."""
     group = open_group(samples, "x0", "truth", "y")
     if group.attrs.get("mode") != "inverse":

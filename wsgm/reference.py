@@ -31,11 +31,6 @@ log = logging.getLogger("wsgm.reference")
 PIXELS_PER_IMAGE = 4096  # pixel values kept per image for the quantiles
 
 
-def lowpass(x: torch.Tensor, k: int, wavelet: str) -> torch.Tensor:
-    """The level-k wavelet low-pass (orthonormal: the cascade's x_k convention)."""
-    return wavelets.wavedec2(x, wavelet, k)[0]
-
-
 def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu") -> dict:
     J, wavelet, fid = spec["J"], spec["wavelet"], spec["fid"]
     beta = spec.get("physics", {}).get("beta")
@@ -55,7 +50,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
             raise StoreError(f"{data}: images {start}..{start + len(block)} contain NaN/inf. "
                              "Fix: regenerate or clean the dataset")
         for k in range(J + 1):
-            low = lowpass(block, k, wavelet).to(torch.float64)
+            low = wavelets.lowpass(block, k, wavelet).to(torch.float64)
             feats[k].append(fid_lib.features(low, fid, device))
             p = (torch.fft.fft2(low).abs() ** 2).sum(dim=(0, 1)).cpu().numpy()
             power[k] = power.get(k, 0) + p / (low.shape[-1] * low.shape[-2] * low.shape[1])

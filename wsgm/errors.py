@@ -1,0 +1,16 @@
+"""The one base class of the errors a user can make or fix (bad config, missing or corrupt file,
+no GPU where one is asked for, ...).
+
+Every stage raises a subclass of :class:`UserError` for such a case, with one message that names
+the cause and the fix; ``wsgm.cli`` catches this base class once and prints the message as one
+line, without a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message names the cause and the fix."""
+
+
+class Interrupted(Exception):
+    """A termination signal (SLURM time limit, preemption, Ctrl-C) stopped a stage after it saved
+    what lets a rerun resume (training: a checkpoint)."""

@@ -1,0 +1,46 @@
+"""The denoising score-matching loss as an object that owns its time law, noise and weighting.
+
+``DSMLoss(sde, parameterization, weighting)(net, x0, cond, generator)`` draws t from the process's
+training-time law and z ~ N(0, I) (in that order, from ``generator``), forms x_t = m(t) x_0 + s(t) z
+and returns the per-sample loss. The parameterization (eps, score, x0; ``wsgm.nets.param``) sets the
+native loss; ``weighting: likelihood`` weighs the ε error by g²/s² (Song et al.'s likelihood
+weighting). The training loop (``wsgm.train``) only calls it, so a new loss is a new class here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from wsgm.nets.param import native_loss, to_eps
+from wsgm.sde import SDE
+
+WEIGHTINGS = ("none", "likelihood")
+
+
+class DSMLoss:
+    """Denoising score matching for one linear forward process."""
+
+    def __init__(self, sde: SDE, parameterization: str = "eps", weighting: str = "none") -> None:
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown loss weighting {weighting!r}; use one of {WEIGHTINGS}")
+        self.sde, self.kind, self.weighting = sde, parameterization, weighting
+
+    def sample_time(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n training times (float64, on the CPU) from the process's training-time law."""
+        return self.sde.sample_time(torch.rand(n, generator=generator, dtype=torch.float64))
+
+    def __call__(self, net, x0: torch.Tensor, cond: torch.Tensor | None, generator: torch.Generator,
+                 amp: bool = False) -> torch.Tensor:
+        """Per-sample loss of ``net(x_t, t, cond)`` on the clean batch ``x0`` (shape [n])."""
+        device = x0.device
+        t = self.sample_time(x0.shape[0], generator)
+        z = torch.randn(x0.shape, generator=generator).to(device)
+        m, s = (v.float().to(device) for v in self.sde.marginal(t))
+        xt = m.view(-1, 1, 1, 1) * x0 + s.view(-1, 1, 1, 1) * z
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            pred = net(xt, t.float().to(device), cond)
+        pred = pred.float()
+        if self.weighting == "likelihood":
+            w = (self.sde.g2(t) / self.sde.var(t)).float().to(device)
+            return w * (to_eps(self.kind, pred, xt, m, s) - z).pow(2).flatten(1).mean(1)
+        return native_loss(self.kind, pred, x0, z, s)
