@@ -3,7 +3,7 @@
 Runs `wsgm paper` on config/paper.yaml (items 1, 3, 4 of issue 8; ~5 minutes on 2 cores) and
 writes results/bench/paper_gaussian.json, paper_cost.json, paper_sde.json (machine, date and
 runtime inside) and the figures paper_gaussian.png, paper_cost.png, paper_sde.png; prints the
-Markdown tables shown in the README.
+Markdown tables shown in docs/results.md.
 
     python bench/paper.py [--config config/paper.yaml] [--outdir results/bench] [--sizes 16 32] [--steps 4 16 64]
 """

@@ -101,9 +101,10 @@ def test_environment_yml_matches_requirements():
         assert found.get(conda, found.get(name)) == version, f"{name}: {version} (pip) vs {found.get(conda)} (conda)"
 
 
-def test_readme_config_reference_is_current():
-    readme = (REPO / "README.md").read_text()
+def test_config_readme_reference_is_current():
+    readme = (REPO / "config" / "README.md").read_text()
     start, end = "<!-- config-reference:start -->\n", "\n<!-- config-reference:end -->"
     block = readme[readme.index(start) + len(start): readme.index(end)]
     assert block == config_lib.reference_markdown(), \
-        "README config reference is stale: regenerate it with `wsgm check-config --reference`"
+        "config/README.md config reference is stale: regenerate it with `wsgm check-config --reference` " \
+        "and paste the output between its config-reference markers"
