@@ -263,10 +263,6 @@ def samples_path(exp_name: str, steps) -> str:
     return f"{RESULTS}/samples/{exp_name}/steps{steps_label(steps)}.zarr"
 
 
-def superres_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/superres/{exp_name}/steps{steps_label(steps)}.zarr"
-
-
 def inverse_path(exp_name: str, task: str, steps) -> str:
     return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.zarr"
 
@@ -335,12 +331,6 @@ def all_metrics(cfg: dict) -> list[str]:
 def _total(steps) -> int:
     steps = parse_steps(steps)
     return steps if isinstance(steps, int) else sum(steps)
-
-
-def grid_samples(cfg: dict) -> dict[str, str]:
-    """The samples shown in the report's main grid: each experiment's costliest step setting."""
-    return {name: samples_path(name, max(e["sampling"]["steps"], key=_total))
-            for name, e in cfg["experiments"].items()}
 
 
 def all_samples(cfg: dict) -> dict[str, str]:

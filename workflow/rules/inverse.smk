@@ -1,6 +1,6 @@
 # Inverse problems (not part of `all` unless inverse.in_all; ask for them: snakemake inverse):
-# inpainting / colorization by projection onto the measurements of the dataset's last n_samples
-# images (the images super_resolve uses), scored like samples plus the measurement errors.
+# inpainting / colorization / super-resolution by projection onto the measurements of the
+# dataset's last n_samples images, scored like samples plus the measurement errors.
 wildcard_constraints:
     task="|".join(specs.INVERSE_TASKS),
 

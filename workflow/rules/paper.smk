@@ -18,4 +18,4 @@ rule paper:
     benchmark:
         "results/bench/paper_snakemake.tsv"
     shell:
-        "python -m wsgm theory --config {input:q} --outdir results/bench > {log} 2>&1"
+        "python -m wsgm paper --config {input:q} --outdir results/bench > {log} 2>&1"
