@@ -4,7 +4,7 @@ import torch
 import zarr
 
 from wsgm import specs
-from wsgm.cascade import run, steps_per_scale
+from wsgm.cascade import run
 from tests.conftest import train_tiny_models
 
 
@@ -40,13 +40,6 @@ def test_wrong_number_of_models_is_an_error(tmp_path, tiny_config, tiny_models):
     store, models = tiny_models
     with pytest.raises(ValueError, match="J\\+1 = 3 model files"):
         run(specs.sample(tiny_config, "wsgm", 2), store, models[:2], tmp_path / "x.zarr", torch.device("cpu"))
-
-
-def test_steps_per_scale():
-    assert steps_per_scale(4, 2) == [4, 4, 4]
-    assert steps_per_scale([1, 2, 3], 2) == [1, 2, 3]
-    with pytest.raises(ValueError):
-        steps_per_scale([1, 2], 2)
 
 
 def _white_eps(sde_spec):

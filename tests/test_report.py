@@ -8,6 +8,7 @@ from wsgm import specs
 from wsgm.cascade import run
 from wsgm.cli import main, run_stage
 from wsgm.metrics.reference import compute
+from wsgm.steps import Steps
 from tests.conftest import train_tiny_models
 
 
@@ -23,7 +24,7 @@ def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
               lambda t: compute(rspec, data, t["reference"]))
     metrics, samples = [], []
     for steps in cfg["experiments"]["wsgm"]["sampling"]["steps"]:
-        label = specs.steps_label(steps)
+        label = Steps(steps).label
         spec = specs.sample(cfg, "wsgm", label)
         s = tmp_path / f"steps{label}.zarr"
         run_stage("sample", spec, {"store": store}, {"samples": (s, True)},

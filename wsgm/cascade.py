@@ -26,18 +26,10 @@ from wsgm.decompose import read_stats
 from wsgm.runtime import derive_seed
 from wsgm.samplers import options as sampler_options
 from wsgm.samplers import sample as reverse_sample
+from wsgm.steps import Steps
 from wsgm.train import band_pair, load_model, normalize
 
 log = logging.getLogger("wsgm.sample")
-
-
-def steps_per_scale(steps: int | list[int], J: int) -> list[int]:
-    """Steps for models 0..J: one number for all scales, or a list of J+1 numbers."""
-    if isinstance(steps, int):
-        return [steps] * (J + 1)
-    if len(steps) != J + 1:
-        raise ValueError(f"a per-scale step list needs J+1 = {J + 1} entries, got {len(steps)}")
-    return list(steps)
 
 
 class Counter:
@@ -70,7 +62,7 @@ def cascade(models: list, stats: dict, spec: dict, n: int, generator: torch.Gene
     J, wavelet = spec["J"], spec["wavelet"]
     sde = sde_lib.build(spec["sde"])
     sampling = spec["sampling"]
-    steps = steps_per_scale(spec["steps"], J)
+    steps = Steps(spec["steps"]).per_scale(J)
     channels, size = spec["shape"][1], spec["shape"][2]
     counter = counter or Counter()
 
@@ -193,7 +185,7 @@ def run(spec: dict, store: Path, model_paths: list[Path], out: Path, device: tor
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    steps = steps_per_scale(spec["steps"], J)
+    steps = Steps(spec["steps"]).per_scale(J)
     batches = -(-n_total // batch)
     nfe = [counter.per_scale.get(j, 0) // batches for j in range(J + 1)]
     summary = {"wall_time_s": wall, "samples_per_s": n_total / wall, "nfe_per_sample": sum(nfe),

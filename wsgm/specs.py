@@ -14,6 +14,7 @@ import re
 from wsgm import samplers
 from wsgm import sde as sde_lib
 from wsgm.provenance import code_hash
+from wsgm.steps import Steps
 
 DATASET_KEYS = {
     "gaussian": ("kind", "size", "channels", "n", "xi", "eta", "chunk"),
@@ -102,20 +103,6 @@ def train(cfg: dict, exp_name: str, scale: int) -> dict:
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
 
 
-def parse_steps(steps: int | str | list[int]) -> int | list[int]:
-    """A step setting from the config, a path label ("8", "8-8-4") or the CLI: int or per-scale list."""
-    if isinstance(steps, str):
-        parts = [int(p) for p in steps.split("-")]
-        return parts[0] if len(parts) == 1 else parts
-    return steps if isinstance(steps, int) else [int(s) for s in steps]
-
-
-def steps_label(steps: int | str | list[int]) -> str:
-    """The path label of a step setting: "8", or "8-8-4" for a per-scale list (scales 0..J)."""
-    steps = parse_steps(steps)
-    return str(steps) if isinstance(steps, int) else "-".join(map(str, steps))
-
-
 FID_KEYS = {"reference": ("extractor", "weights", "sha256", "url", "range", "n_reference"),
             "evaluate": ("extractor", "weights", "sha256", "url", "range", "kid_subsets", "kid_subset_size")}
 
@@ -132,7 +119,7 @@ def fid(cfg: dict, stage: str) -> dict:
 
 def sample(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
-    steps = parse_steps(steps)
+    steps = Steps(steps).spec_value
     ds = cfg["datasets"][exp["dataset"]]
     sampling = samplers.relevant({k: v for k, v in exp["sampling"].items() if k != "steps"})
     return {"stage": "sample", "experiment": exp_name, "steps": steps, "J": exp["J"],
@@ -163,7 +150,7 @@ def physics(cfg: dict, dataset_name: str) -> dict:
 
 def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
-    return {"stage": "evaluate", "experiment": exp_name, "steps": parse_steps(steps), "J": exp["J"],
+    return {"stage": "evaluate", "experiment": exp_name, "steps": Steps(steps).spec_value, "J": exp["J"],
             "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"],
             "device": cfg["device"], "code": _code("evaluate"), **physics(cfg, exp["dataset"])}
 
@@ -222,7 +209,7 @@ def uses_inception(cfg: dict) -> bool:
 
 
 def report(cfg: dict) -> dict:
-    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [steps_label(s) for s in e["sampling"]["steps"]],
+    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [Steps(s).label for s in e["sampling"]["steps"]],
                    "sampler": e["sampling"]["sampler"]}
             for name, e in cfg["experiments"].items()}
     return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report")}
@@ -260,15 +247,15 @@ def model_paths(cfg: dict, exp_name: str) -> list[str]:
 
 
 def samples_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/samples/{exp_name}/steps{steps_label(steps)}.zarr"
+    return f"{RESULTS}/samples/{exp_name}/steps{Steps(steps).label}.zarr"
 
 
 def inverse_path(exp_name: str, task: str, steps) -> str:
-    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.zarr"
+    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{Steps(steps).label}.zarr"
 
 
 def inverse_metrics_path(exp_name: str, task: str, steps) -> str:
-    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.json"
+    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{Steps(steps).label}.json"
 
 
 def all_inverse(cfg: dict) -> list[str]:
@@ -278,13 +265,13 @@ def all_inverse(cfg: dict) -> list[str]:
     out = []
     for name in inv["experiments"] or list(cfg["experiments"]):
         e = experiment(cfg, name)
-        for steps in inv["steps"] or [max(e["sampling"]["steps"], key=_total)]:
+        for steps in inv["steps"] or [max(e["sampling"]["steps"], key=lambda s: Steps(s).cost)]:
             out += [inverse_metrics_path(name, task, steps) for task in inv["tasks"]]
     return out
 
 
 def metrics_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/metrics/{exp_name}/steps{steps_label(steps)}.json"
+    return f"{RESULTS}/metrics/{exp_name}/steps{Steps(steps).label}.json"
 
 
 def superres_offset(cfg: dict, exp_name: str) -> int:
@@ -328,12 +315,7 @@ def all_metrics(cfg: dict) -> list[str]:
             for s in e["sampling"]["steps"]]
 
 
-def _total(steps) -> int:
-    steps = parse_steps(steps)
-    return steps if isinstance(steps, int) else sum(steps)
-
-
 def all_samples(cfg: dict) -> dict[str, str]:
     """``EXPERIMENT:LABEL`` → sample store, for the per-step-count grids."""
-    return {f"{name}:{steps_label(s)}": samples_path(name, s) for name, e in cfg["experiments"].items()
+    return {f"{name}:{Steps(s).label}": samples_path(name, s) for name, e in cfg["experiments"].items()
             for s in e["sampling"]["steps"]}
