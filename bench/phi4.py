@@ -80,7 +80,7 @@ def real_floors(cfg: dict, exp_name: str, metrics: tuple[str, ...]) -> dict[str,
 def train_seconds(exp_name: str, J: int) -> float:
     total = 0.0
     for j in range(J + 1):
-        tsv = ROOT / specs.RESULTS / "benchmarks" / "train" / f"{exp_name}_scale{j}.tsv"
+        tsv = ROOT / specs.benchmark_path("train", f"{exp_name}_scale{j}")
         if tsv.exists():
             with tsv.open() as fh:
                 total += float(next(csv.DictReader(fh, delimiter="\t"))["s"])
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         per["phi4_moments"] = {label: {k: r["metrics"].get(k) for k in extra} for label, r in rows.items()}
         per["phi4_moments_data"] = {k: next(iter(rows.values()))["metrics"].get(f"{k}_data") for k in extra}
         result["experiments"][name] = per
-    out = ROOT / specs.RESULTS / "bench" / "phi4.json"
+    out = ROOT / specs.BENCH_DIR / "phi4.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print_tables(result)

@@ -75,6 +75,8 @@ def test_specs_and_paths_use_the_labels(tiny_config):
     assert specs.sample(tiny_config, "wsgm", "1-2-3")["steps"] == [1, 2, 3]
     assert specs.sample(tiny_config, "wsgm", Steps(4))["steps"] == 4
     assert specs.evaluate(tiny_config, "wsgm", "4")["steps"] == 4
+    # the templates the rules use as outputs are the ones the path functions fill in
+    assert specs.SAMPLES.format(experiment="wsgm", steps="8-8-32") == specs.samples_path("wsgm", [8, 8, 32])
 
 
 def test_config_refuses_non_integer_steps(tiny_config):

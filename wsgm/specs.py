@@ -75,7 +75,7 @@ def fetch(url: str, sha256: str = "", md5: str = "") -> dict:
 
 
 def decompose(cfg: dict, wavelet: str, J: int) -> dict:
-    return {"stage": "decompose", "wavelet": wavelet, "J": J, "code": _code("decompose")}
+    return {"stage": "decompose", "wavelet": wavelet, "J": int(J), "code": _code("decompose")}
 
 
 def models_owner(cfg: dict, exp_name: str) -> str:
@@ -95,7 +95,7 @@ def trained_pattern(cfg: dict) -> str:
 
 def train(cfg: dict, exp_name: str, scale: int) -> dict:
     exp_name = models_owner(cfg, exp_name)  # a sharing experiment trains nothing of its own
-    exp = experiment(cfg, exp_name)
+    exp, scale = experiment(cfg, exp_name), int(scale)
     if not 0 <= scale <= exp["J"]:
         raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
     return {"stage": "train", "experiment": exp_name, "scale": scale, "J": exp["J"],
@@ -193,8 +193,9 @@ def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
     """Real-data statistics at resolutions 0..J: depends on the data, wavelet, J and feature space."""
     if dataset_name not in cfg["datasets"]:
         raise KeyError(f"dataset {dataset_name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
-    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": J, "fid": fid(cfg, "reference"),
-            "device": cfg["device"], "code": _code("reference"), **physics(cfg, dataset_name)}
+    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": int(J),
+            "fid": fid(cfg, "reference"), "device": cfg["device"], "code": _code("reference"),
+            **physics(cfg, dataset_name)}
 
 
 def inception_inputs(cfg: dict) -> list[str]:
@@ -216,9 +217,35 @@ def report(cfg: dict) -> dict:
 
 
 # --- paths (the single source of the results layout) ------------------------------------------
+# Templates: the rules use them as they are (their {fields} are wildcards), the path functions
+# below fill them in; {steps} is a step label (Steps.label: "8", "8-8-32").
+
+DATA = f"{RESULTS}/data/{{dataset}}/data.zarr"
+STORE = f"{RESULTS}/decomposed/{{dataset}}/{{wavelet}}_J{{J}}.zarr"
+MODEL = f"{RESULTS}/models/{{experiment}}/scale{{j}}.pt"
+CHECKPOINT = f"{RESULTS}/checkpoints/{{experiment}}/scale{{j}}.ckpt"
+SAMPLES = f"{RESULTS}/samples/{{experiment}}/steps{{steps}}.zarr"
+METRICS = f"{RESULTS}/metrics/{{experiment}}/steps{{steps}}.json"
+REFERENCE = f"{RESULTS}/reference/{{dataset}}/{{wavelet}}_J{{J}}.npz"
+INVERSE = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.zarr"
+INVERSE_METRICS = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.json"
+LIKELIHOOD = f"{RESULTS}/likelihood/{{experiment}}.json"
+REPORT_DIR = f"{RESULTS}/report"
+BENCH_DIR = f"{RESULTS}/bench"
+
+
+def log_path(*parts: str) -> str:
+    """A job's log: results/logs/PART/.../LAST.log (parts may hold wildcards)."""
+    return "/".join([RESULTS, "logs", *parts]) + ".log"
+
+
+def benchmark_path(*parts: str) -> str:
+    """A job's Snakemake benchmark: results/benchmarks/PART/.../LAST.tsv."""
+    return "/".join([RESULTS, "benchmarks", *parts]) + ".tsv"
+
 
 def data_path(dataset_name: str) -> str:
-    return f"{RESULTS}/data/{dataset_name}/data.zarr"
+    return DATA.format(dataset=dataset_name)
 
 
 def resource_path(dataset_name: str, url: str) -> str:
@@ -238,24 +265,24 @@ def dataset_source(dataset_name: str, ds: dict) -> str | None:
 
 def store_path(cfg: dict, exp_name: str) -> str:
     exp = experiment(cfg, exp_name)
-    return f"{RESULTS}/decomposed/{exp['dataset']}/{exp['wavelet']}_J{exp['J']}.zarr"
+    return STORE.format(dataset=exp["dataset"], wavelet=exp["wavelet"], J=exp["J"])
 
 
 def model_paths(cfg: dict, exp_name: str) -> list[str]:
     owner = models_owner(cfg, exp_name)
-    return [f"{RESULTS}/models/{owner}/scale{j}.pt" for j in range(experiment(cfg, owner)["J"] + 1)]
+    return [MODEL.format(experiment=owner, j=j) for j in range(experiment(cfg, owner)["J"] + 1)]
 
 
 def samples_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/samples/{exp_name}/steps{Steps(steps).label}.zarr"
+    return SAMPLES.format(experiment=exp_name, steps=Steps(steps).label)
 
 
 def inverse_path(exp_name: str, task: str, steps) -> str:
-    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{Steps(steps).label}.zarr"
+    return INVERSE.format(experiment=exp_name, task=task, steps=Steps(steps).label)
 
 
 def inverse_metrics_path(exp_name: str, task: str, steps) -> str:
-    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{Steps(steps).label}.json"
+    return INVERSE_METRICS.format(experiment=exp_name, task=task, steps=Steps(steps).label)
 
 
 def all_inverse(cfg: dict) -> list[str]:
@@ -271,7 +298,7 @@ def all_inverse(cfg: dict) -> list[str]:
 
 
 def metrics_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/metrics/{exp_name}/steps{Steps(steps).label}.json"
+    return METRICS.format(experiment=exp_name, steps=Steps(steps).label)
 
 
 def superres_offset(cfg: dict, exp_name: str) -> int:
@@ -283,30 +310,30 @@ def superres_offset(cfg: dict, exp_name: str) -> int:
 
 
 def likelihood_path(exp_name: str) -> str:
-    return f"{RESULTS}/likelihood/{exp_name}.json"
+    return LIKELIHOOD.format(experiment=exp_name)
 
 
 def reference_path(cfg: dict, exp_name: str) -> str:
     exp = experiment(cfg, exp_name)
-    return f"{RESULTS}/reference/{exp['dataset']}/{exp['wavelet']}_J{exp['J']}.npz"
+    return REFERENCE.format(dataset=exp["dataset"], wavelet=exp["wavelet"], J=exp["J"])
 
 
 def checkpoint_path(exp_name: str, scale: int) -> str:
-    return f"{RESULTS}/checkpoints/{exp_name}/scale{scale}.ckpt"
+    return CHECKPOINT.format(experiment=exp_name, j=scale)
 
 
 REPORT_FILES = {
-    "quality": f"{RESULTS}/report/quality_vs_steps.png",
-    "samples": f"{RESULTS}/report/samples.png",
-    "spectra": f"{RESULTS}/report/spectra.png",
-    "summary": f"{RESULTS}/report/summary.json",
-    "quality_svg": f"{RESULTS}/report/quality_vs_steps.svg",
-    "spectra_svg": f"{RESULTS}/report/spectra.svg",
-    "scales": f"{RESULTS}/report/quality_per_scale.png",
-    "scales_svg": f"{RESULTS}/report/quality_per_scale.svg",
-    "steps_grid": f"{RESULTS}/report/samples_per_steps.png",
-    "table_md": f"{RESULTS}/report/best.md",
-    "table_html": f"{RESULTS}/report/best.html",
+    "quality": f"{REPORT_DIR}/quality_vs_steps.png",
+    "samples": f"{REPORT_DIR}/samples.png",
+    "spectra": f"{REPORT_DIR}/spectra.png",
+    "summary": f"{REPORT_DIR}/summary.json",
+    "quality_svg": f"{REPORT_DIR}/quality_vs_steps.svg",
+    "spectra_svg": f"{REPORT_DIR}/spectra.svg",
+    "scales": f"{REPORT_DIR}/quality_per_scale.png",
+    "scales_svg": f"{REPORT_DIR}/quality_per_scale.svg",
+    "steps_grid": f"{REPORT_DIR}/samples_per_steps.png",
+    "table_md": f"{REPORT_DIR}/best.md",
+    "table_html": f"{REPORT_DIR}/best.html",
 }
 
 
