@@ -33,6 +33,7 @@ from wsgm import config as config_lib  # noqa: E402
 from wsgm import specs  # noqa: E402
 from wsgm.nets import count_parameters  # noqa: E402
 from wsgm.nets.load import build_net  # noqa: E402
+from wsgm.steps import Steps  # noqa: E402
 
 CONFIG = REPO / "config" / "celebahq128_paper.yaml"
 PROFILE = REPO / "profiles" / "celebahq128_paper" / "config.yaml"
@@ -88,9 +89,9 @@ def measured_tflops(net: torch.nn.Module, kw: dict, flops: int, batch: int, trai
     return rates
 
 
-def profile_runtime(rule: str, steps: int = 1) -> int:
+def profile_runtime(rule: str, steps=1) -> int:
     expr = yaml.safe_load(PROFILE.read_text())["set-resources"][rule]["runtime"]
-    return eval(str(expr), {"attempt": 1, "wildcards": SimpleNamespace(steps=str(steps))})
+    return eval(str(expr), {"attempt": 1, "wildcards": SimpleNamespace(steps=Steps(steps).label)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             total["train_gpu_h"] += train_h
         sharers = [n for n in cfg["experiments"] if specs.models_owner(cfg, n) == name]
         sampling = {}
-        for steps in exp["sampling"]["steps"]:
-            hours = sum(steps * exp["sampling"]["n_samples"] * m["forward_gflop"] * 1e9 / (m["tflops"]["sample"] * 1e12)
-                        for m in models) / 3600
-            sampling[str(steps)] = {"hours": hours, "profile_runtime_h": profile_runtime("sample", steps) / 60}
+        for steps in map(Steps, exp["sampling"]["steps"]):
+            per_scale = steps.per_scale(exp["J"])
+            hours = sum(per_scale[m["scale"]] * exp["sampling"]["n_samples"] * m["forward_gflop"] * 1e9
+                        / (m["tflops"]["sample"] * 1e12) for m in models) / 3600
+            sampling[steps.label] = {"hours": hours, "profile_runtime_h": profile_runtime("sample", steps) / 60}
             total["sample_gpu_h"] += hours * len(sharers)
         experiments[name] = {"J": exp["J"], "sharers": sharers, "models": models,
                              "train_profile_runtime_h": profile_runtime("train_scale") / 60, "sampling": sampling}

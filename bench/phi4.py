@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's wsgm, not an installed one
 from wsgm import config as config_lib  # noqa: E402
 from wsgm import specs  # noqa: E402
+from wsgm.steps import Steps  # noqa: E402
 
 METRICS = ("spectrum_log_error", "marginal_w1", "energy_w1", "magnetization_w1")
 MULTIPLES = (2, 5, 10)
@@ -79,7 +80,7 @@ def real_floors(cfg: dict, exp_name: str, metrics: tuple[str, ...]) -> dict[str,
 def train_seconds(exp_name: str, J: int) -> float:
     total = 0.0
     for j in range(J + 1):
-        tsv = ROOT / specs.RESULTS / "benchmarks" / "train" / f"{exp_name}_scale{j}.tsv"
+        tsv = ROOT / specs.benchmark_path("train", f"{exp_name}_scale{j}")
         if tsv.exists():
             with tsv.open() as fh:
                 total += float(next(csv.DictReader(fh, delimiter="\t"))["s"])
@@ -88,7 +89,7 @@ def train_seconds(exp_name: str, J: int) -> float:
 
 def steps_to_floor(values: dict[str, float], threshold: float) -> str | None:
     """The smallest step setting whose value is ≤ threshold (None: never within the list)."""
-    for label, v in sorted(values.items(), key=lambda kv: int(kv[0].split("-")[0])):
+    for label, v in sorted(values.items(), key=lambda kv: Steps(kv[0]).cost):
         if v <= threshold:
             return label
     return None
@@ -119,9 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
         rows = {}
         for s in exp["sampling"]["steps"]:
             m = json.loads((ROOT / specs.metrics_path(name, s)).read_text())
-            rows[specs.steps_label(s)] = m
-            per["cost"][specs.steps_label(s)] = {k: m["cost"].get(k) for k in
-                                                 ("nfe_per_sample", "wall_time_s", "samples_per_s")}
+            rows[Steps(s).label] = m
+            per["cost"][Steps(s).label] = {k: m["cost"].get(k) for k in
+                                           ("nfe_per_sample", "wall_time_s", "samples_per_s")}
         floors = real_floors(cfg, name, METRICS)
         for metric in METRICS:
             values = {label: r["metrics"][metric] for label, r in rows.items() if metric in r["metrics"]}
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         per["phi4_moments"] = {label: {k: r["metrics"].get(k) for k in extra} for label, r in rows.items()}
         per["phi4_moments_data"] = {k: next(iter(rows.values()))["metrics"].get(f"{k}_data") for k in extra}
         result["experiments"][name] = per
-    out = ROOT / specs.RESULTS / "bench" / "phi4.json"
+    out = ROOT / specs.BENCH_DIR / "phi4.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print_tables(result)

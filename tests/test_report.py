@@ -9,6 +9,7 @@ from wsgm.cascade import sample_to_store
 from wsgm.cli import main
 from wsgm.provenance import run_stage
 from wsgm.reference import compute
+from wsgm.steps import Steps
 from tests.conftest import train_tiny_models
 
 
@@ -24,7 +25,7 @@ def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
               lambda t: compute(rspec, data, t["reference"]))
     metrics, samples = [], []
     for steps in cfg["experiments"]["wsgm"]["sampling"]["steps"]:
-        label = specs.steps_label(steps)
+        label = Steps(steps).label
         spec = specs.sample(cfg, "wsgm", label)
         s = tmp_path / f"steps{label}.zarr"
         run_stage("sample", spec, {"store": store}, {"samples": (s, True)},

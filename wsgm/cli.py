@@ -19,6 +19,7 @@ from wsgm import config as config_lib
 from wsgm import specs
 from wsgm.errors import Interrupted, UserError
 from wsgm.provenance import Stage, audit, record_path, run_stage
+from wsgm.steps import Steps
 
 log = logging.getLogger("wsgm")
 
@@ -325,7 +326,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", help="resumable checkpoint (outside the declared outputs)")
     s = stage("sample", cmd_sample, "coarse-to-fine cascade sampling for one step count")
     s.add_argument("--experiment")
-    s.add_argument("--steps", help="steps at every scale (8), or per scale 0..J (8-8-32)")
+    s.add_argument("--steps", type=Steps, help="steps at every scale (8), or per scale 0..J (8-8-32)")
     s.add_argument("--store")
     s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
     s.add_argument("--out")
@@ -357,7 +358,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out")
     s = stage("evaluate", cmd_evaluate, "score one sample store")
     s.add_argument("--experiment")
-    s.add_argument("--steps", help="steps at every scale (8), or per scale 0..J (8-8-32)")
+    s.add_argument("--steps", type=Steps, help="steps at every scale (8), or per scale 0..J (8-8-32)")
     s.add_argument("--samples")
     s.add_argument("--data")
     s.add_argument("--reference", help="reference statistics from `wsgm reference`")

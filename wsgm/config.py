@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from wsgm.errors import UserError
+from wsgm.steps import Steps
 
 # Shipped inside the package (package data), so an installed wsgm validates configs too;
 # workflow/schemas/config.schema.yaml, which Snakemake's validate() reads, is a link to this file.
@@ -149,6 +150,7 @@ def _check_semantics(cfg: dict) -> None:
                 f"config error at '{key}.sde.eps': eps={sde['eps']} must be below T={sde['T']}. "
                 "Fix: use a small eps such as 0.001")
         for steps in exp["sampling"]["steps"]:
+            _check_steps(f"{key}.sampling.steps", steps)
             if isinstance(steps, list) and len(steps) != J + 1:
                 raise ConfigError(
                     f"config error at '{key}.sampling.steps': the per-scale list {steps} has "
@@ -161,9 +163,20 @@ def _check_semantics(cfg: dict) -> None:
     _check_inverse(cfg)
 
 
+def _check_steps(where: str, steps) -> None:
+    """A step setting is integers (the schema lets 30.0 through as an integer)."""
+    try:
+        Steps(steps)
+    except ValueError as exc:
+        raise ConfigError(f"config error at '{where}': {exc}") from None
+
+
 def _check_inverse(cfg: dict) -> None:
-    """Inverse problems: named experiments exist; colorization only on 3-channel data."""
+    """Inverse problems: named experiments exist; step settings are integers; colorization only on
+    3-channel data."""
     inv = cfg["inverse"]
+    for steps in inv["steps"]:
+        _check_steps("inverse.steps", steps)
     for name in inv["experiments"]:
         if name not in cfg["experiments"]:
             raise ConfigError(f"config error at 'inverse.experiments': experiment {name!r} is not defined. "

@@ -25,6 +25,7 @@ from wsgm.errors import UserError
 from wsgm.metrics import fid as fid_lib
 from wsgm.metrics.physics import DEFINITIONS as PHYSICS_DEFINITIONS
 from wsgm.metrics.physics import PHYSICS
+from wsgm.steps import Steps
 
 log = logging.getLogger("wsgm.evaluate")
 
@@ -110,8 +111,9 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
     cost = dict(group.attrs.get("cost", {}))
     final = scales["0"]
     defs = {m: d for m, d in DEFINITIONS.items() if m in final["metrics"] or m.startswith("<")}
+    per_scale = cost.get("steps_per_scale") or Steps(spec["steps"]).per_scale(J)  # as sampled, else as asked
     return {"experiment": spec["experiment"], "J": J, "steps": spec["steps"],
-            "steps_per_scale": cost.get("steps_per_scale"), "n_samples": int(n), "n_reference": meta["n"],
+            "steps_per_scale": per_scale, "n_samples": int(n), "n_reference": meta["n"],
             "mode": group.attrs.get("mode", "generate"), "extractor": meta["extractor"],
             "metrics": final["metrics"], "spectra": final["spectra"], "scales": scales,
             "definitions": defs, "cost": cost, "evaluate_wall_s": time.perf_counter() - t0}

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wsgm.data.store import read_array  # noqa: E402
+from wsgm.steps import Steps  # noqa: E402
 
 log = logging.getLogger("wsgm.report")
 
@@ -28,12 +29,8 @@ def _label(name: str, J: int) -> str:
 
 
 def _steps_x(r: dict) -> float:
-    per_scale = r.get("steps_per_scale") or ([r["steps"]] if isinstance(r["steps"], int) else r["steps"])
+    per_scale = r.get("steps_per_scale") or Steps(r["steps"]).per_scale(r["J"])
     return float(np.mean(per_scale))
-
-
-def _steps_label(steps) -> str:
-    return str(steps) if isinstance(steps, int) else "-".join(map(str, steps))
 
 
 def load_metrics(paths: list[Path]) -> list[dict]:
@@ -118,7 +115,7 @@ def spectra_plot(results: list[dict], out: Path, svg: Path | None = None) -> Non
             ax.plot(shells, rows[0]["spectra"]["exact"][1:], "k:", lw=2, label="exact")
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(rows)))
         for c, r in zip(colors, rows):
-            ax.plot(shells, r["spectra"]["samples"][1:], color=c, label=f"{_steps_label(r['steps'])} steps")
+            ax.plot(shells, r["spectra"]["samples"][1:], color=c, label=f"{Steps(r['steps']).label} steps")
         ax.set(xscale="log", yscale="log", xlabel="radial frequency (shell)", ylabel="power",
                title=f"power spectrum: {_label(name, rows[0]['J'])}")
         ax.legend(fontsize=7)
@@ -151,7 +148,7 @@ def best_table(results: list[dict], metrics: list[str]) -> dict[str, dict]:
             cands = [(r, r["metrics"][metric]) for r in rows if metric in r["metrics"]]
             if cands:
                 r, v = min(cands, key=lambda rv: rv[1])
-                best[name][metric] = {"steps": _steps_label(r["steps"]), "value": v,
+                best[name][metric] = {"steps": Steps(r["steps"]).label, "value": v,
                                       "floor": r["metrics"].get(f"{metric}_data_floor"),
                                       "nfe_per_sample": r.get("cost", {}).get("nfe_per_sample"),
                                       "samples_per_s": r.get("cost", {}).get("samples_per_s")}
@@ -203,18 +200,19 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
     main, every = {}, {}
     for name, stores in by_exp.items():
         exp = spec["experiments"][name]
-        stores.sort(key=lambda lp: sum(int(s) for s in lp[0].split("-")) if lp[0] else 0)
+        stores.sort(key=lambda lp: Steps(lp[0]).cost if lp[0] else 0)
         real = read_array(data[name], "x", per_row)
         main[f"data ({exp['dataset']})"] = real
         label, path = stores[-1]
-        main[f"{_label(name, exp['J'])}, {label or max(exp['steps'])} steps"] = read_array(path, "x0", per_row)
+        label = label or max(exp["steps"], key=lambda s: Steps(s).cost)
+        main[f"{_label(name, exp['J'])}, {label} steps"] = read_array(path, "x0", per_row)
         every[f"data ({exp['dataset']})"] = real
         for label, path in stores:
             every[f"{_label(name, exp['J'])}, {label} steps"] = read_array(path, "x0", per_row)
     sample_grid(main, per_row, outputs["samples"])
     if "steps_grid" in outputs:
         sample_grid(every, per_row, outputs["steps_grid"])
-    table = {name: {_steps_label(r["steps"]): {k: v for k, v in r["metrics"].items() if not isinstance(v, list)}
+    table = {name: {Steps(r["steps"]).label: {k: v for k, v in r["metrics"].items() if not isinstance(v, list)}
                     for r in results if r["experiment"] == name}
              for name in spec["experiments"]}
     best = best_table(results, shown)

@@ -14,6 +14,7 @@ import re
 from wsgm import samplers
 from wsgm import sde as sde_lib
 from wsgm.provenance import code_hash
+from wsgm.steps import Steps
 
 DATASET_KEYS = {
     "gaussian": ("kind", "size", "channels", "n", "xi", "eta", "chunk"),
@@ -74,7 +75,7 @@ def fetch(url: str, sha256: str = "", md5: str = "") -> dict:
 
 
 def decompose(cfg: dict, wavelet: str, J: int) -> dict:
-    return {"stage": "decompose", "wavelet": wavelet, "J": J, "code": _code("decompose")}
+    return {"stage": "decompose", "wavelet": wavelet, "J": int(J), "code": _code("decompose")}
 
 
 def models_owner(cfg: dict, exp_name: str) -> str:
@@ -94,26 +95,12 @@ def trained_pattern(cfg: dict) -> str:
 
 def train(cfg: dict, exp_name: str, scale: int) -> dict:
     exp_name = models_owner(cfg, exp_name)  # a sharing experiment trains nothing of its own
-    exp = experiment(cfg, exp_name)
+    exp, scale = experiment(cfg, exp_name), int(scale)
     if not 0 <= scale <= exp["J"]:
         raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
     return {"stage": "train", "experiment": exp_name, "scale": scale, "J": exp["J"],
             "sde": sde_lib.relevant(exp["sde"]), "net": exp["net"], "train": exp["train"],
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
-
-
-def parse_steps(steps: int | str | list[int]) -> int | list[int]:
-    """A step setting from the config, a path label ("8", "8-8-4") or the CLI: int or per-scale list."""
-    if isinstance(steps, str):
-        parts = [int(p) for p in steps.split("-")]
-        return parts[0] if len(parts) == 1 else parts
-    return steps if isinstance(steps, int) else [int(s) for s in steps]
-
-
-def steps_label(steps: int | str | list[int]) -> str:
-    """The path label of a step setting: "8", or "8-8-4" for a per-scale list (scales 0..J)."""
-    steps = parse_steps(steps)
-    return str(steps) if isinstance(steps, int) else "-".join(map(str, steps))
 
 
 FID_KEYS = {"reference": ("extractor", "weights", "sha256", "url", "range", "n_reference"),
@@ -132,7 +119,7 @@ def fid(cfg: dict, stage: str) -> dict:
 
 def sample(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
-    steps = parse_steps(steps)
+    steps = Steps(steps).spec_value
     ds = cfg["datasets"][exp["dataset"]]
     sampling = samplers.relevant({k: v for k, v in exp["sampling"].items() if k != "steps"})
     return {"stage": "sample", "experiment": exp_name, "steps": steps, "J": exp["J"],
@@ -163,7 +150,7 @@ def physics(cfg: dict, dataset_name: str) -> dict:
 
 def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
-    return {"stage": "evaluate", "experiment": exp_name, "steps": parse_steps(steps), "J": exp["J"],
+    return {"stage": "evaluate", "experiment": exp_name, "steps": Steps(steps).spec_value, "J": exp["J"],
             "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"],
             "device": cfg["device"], "code": _code("evaluate"), **physics(cfg, exp["dataset"])}
 
@@ -206,8 +193,9 @@ def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
     """Real-data statistics at resolutions 0..J: depends on the data, wavelet, J and feature space."""
     if dataset_name not in cfg["datasets"]:
         raise KeyError(f"dataset {dataset_name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
-    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": J, "fid": fid(cfg, "reference"),
-            "device": cfg["device"], "code": _code("reference"), **physics(cfg, dataset_name)}
+    return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": int(J),
+            "fid": fid(cfg, "reference"), "device": cfg["device"], "code": _code("reference"),
+            **physics(cfg, dataset_name)}
 
 
 def inception_inputs(cfg: dict) -> list[str]:
@@ -222,16 +210,42 @@ def uses_inception(cfg: dict) -> bool:
 
 
 def report(cfg: dict) -> dict:
-    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [steps_label(s) for s in e["sampling"]["steps"]],
+    exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [Steps(s).label for s in e["sampling"]["steps"]],
                    "sampler": e["sampling"]["sampler"]}
             for name, e in cfg["experiments"].items()}
     return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report")}
 
 
 # --- paths (the single source of the results layout) ------------------------------------------
+# Templates: the rules use them as they are (their {fields} are wildcards), the path functions
+# below fill them in; {steps} is a step label (Steps.label: "8", "8-8-32").
+
+DATA = f"{RESULTS}/data/{{dataset}}/data.zarr"
+STORE = f"{RESULTS}/decomposed/{{dataset}}/{{wavelet}}_J{{J}}.zarr"
+MODEL = f"{RESULTS}/models/{{experiment}}/scale{{j}}.pt"
+CHECKPOINT = f"{RESULTS}/checkpoints/{{experiment}}/scale{{j}}.ckpt"
+SAMPLES = f"{RESULTS}/samples/{{experiment}}/steps{{steps}}.zarr"
+METRICS = f"{RESULTS}/metrics/{{experiment}}/steps{{steps}}.json"
+REFERENCE = f"{RESULTS}/reference/{{dataset}}/{{wavelet}}_J{{J}}.npz"
+INVERSE = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.zarr"
+INVERSE_METRICS = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.json"
+LIKELIHOOD = f"{RESULTS}/likelihood/{{experiment}}.json"
+REPORT_DIR = f"{RESULTS}/report"
+BENCH_DIR = f"{RESULTS}/bench"
+
+
+def log_path(*parts: str) -> str:
+    """A job's log: results/logs/PART/.../LAST.log (parts may hold wildcards)."""
+    return "/".join([RESULTS, "logs", *parts]) + ".log"
+
+
+def benchmark_path(*parts: str) -> str:
+    """A job's Snakemake benchmark: results/benchmarks/PART/.../LAST.tsv."""
+    return "/".join([RESULTS, "benchmarks", *parts]) + ".tsv"
+
 
 def data_path(dataset_name: str) -> str:
-    return f"{RESULTS}/data/{dataset_name}/data.zarr"
+    return DATA.format(dataset=dataset_name)
 
 
 def resource_path(dataset_name: str, url: str) -> str:
@@ -251,28 +265,24 @@ def dataset_source(dataset_name: str, ds: dict) -> str | None:
 
 def store_path(cfg: dict, exp_name: str) -> str:
     exp = experiment(cfg, exp_name)
-    return f"{RESULTS}/decomposed/{exp['dataset']}/{exp['wavelet']}_J{exp['J']}.zarr"
+    return STORE.format(dataset=exp["dataset"], wavelet=exp["wavelet"], J=exp["J"])
 
 
 def model_paths(cfg: dict, exp_name: str) -> list[str]:
     owner = models_owner(cfg, exp_name)
-    return [f"{RESULTS}/models/{owner}/scale{j}.pt" for j in range(experiment(cfg, owner)["J"] + 1)]
+    return [MODEL.format(experiment=owner, j=j) for j in range(experiment(cfg, owner)["J"] + 1)]
 
 
 def samples_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/samples/{exp_name}/steps{steps_label(steps)}.zarr"
-
-
-def superres_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/superres/{exp_name}/steps{steps_label(steps)}.zarr"
+    return SAMPLES.format(experiment=exp_name, steps=Steps(steps).label)
 
 
 def inverse_path(exp_name: str, task: str, steps) -> str:
-    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.zarr"
+    return INVERSE.format(experiment=exp_name, task=task, steps=Steps(steps).label)
 
 
 def inverse_metrics_path(exp_name: str, task: str, steps) -> str:
-    return f"{RESULTS}/inverse/{exp_name}/{task}_steps{steps_label(steps)}.json"
+    return INVERSE_METRICS.format(experiment=exp_name, task=task, steps=Steps(steps).label)
 
 
 def all_inverse(cfg: dict) -> list[str]:
@@ -282,13 +292,13 @@ def all_inverse(cfg: dict) -> list[str]:
     out = []
     for name in inv["experiments"] or list(cfg["experiments"]):
         e = experiment(cfg, name)
-        for steps in inv["steps"] or [max(e["sampling"]["steps"], key=_total)]:
+        for steps in inv["steps"] or [max(e["sampling"]["steps"], key=lambda s: Steps(s).cost)]:
             out += [inverse_metrics_path(name, task, steps) for task in inv["tasks"]]
     return out
 
 
 def metrics_path(exp_name: str, steps) -> str:
-    return f"{RESULTS}/metrics/{exp_name}/steps{steps_label(steps)}.json"
+    return METRICS.format(experiment=exp_name, steps=Steps(steps).label)
 
 
 def superres_offset(cfg: dict, exp_name: str) -> int:
@@ -300,30 +310,30 @@ def superres_offset(cfg: dict, exp_name: str) -> int:
 
 
 def likelihood_path(exp_name: str) -> str:
-    return f"{RESULTS}/likelihood/{exp_name}.json"
+    return LIKELIHOOD.format(experiment=exp_name)
 
 
 def reference_path(cfg: dict, exp_name: str) -> str:
     exp = experiment(cfg, exp_name)
-    return f"{RESULTS}/reference/{exp['dataset']}/{exp['wavelet']}_J{exp['J']}.npz"
+    return REFERENCE.format(dataset=exp["dataset"], wavelet=exp["wavelet"], J=exp["J"])
 
 
 def checkpoint_path(exp_name: str, scale: int) -> str:
-    return f"{RESULTS}/checkpoints/{exp_name}/scale{scale}.ckpt"
+    return CHECKPOINT.format(experiment=exp_name, j=scale)
 
 
 REPORT_FILES = {
-    "quality": f"{RESULTS}/report/quality_vs_steps.png",
-    "samples": f"{RESULTS}/report/samples.png",
-    "spectra": f"{RESULTS}/report/spectra.png",
-    "summary": f"{RESULTS}/report/summary.json",
-    "quality_svg": f"{RESULTS}/report/quality_vs_steps.svg",
-    "spectra_svg": f"{RESULTS}/report/spectra.svg",
-    "scales": f"{RESULTS}/report/quality_per_scale.png",
-    "scales_svg": f"{RESULTS}/report/quality_per_scale.svg",
-    "steps_grid": f"{RESULTS}/report/samples_per_steps.png",
-    "table_md": f"{RESULTS}/report/best.md",
-    "table_html": f"{RESULTS}/report/best.html",
+    "quality": f"{REPORT_DIR}/quality_vs_steps.png",
+    "samples": f"{REPORT_DIR}/samples.png",
+    "spectra": f"{REPORT_DIR}/spectra.png",
+    "summary": f"{REPORT_DIR}/summary.json",
+    "quality_svg": f"{REPORT_DIR}/quality_vs_steps.svg",
+    "spectra_svg": f"{REPORT_DIR}/spectra.svg",
+    "scales": f"{REPORT_DIR}/quality_per_scale.png",
+    "scales_svg": f"{REPORT_DIR}/quality_per_scale.svg",
+    "steps_grid": f"{REPORT_DIR}/samples_per_steps.png",
+    "table_md": f"{REPORT_DIR}/best.md",
+    "table_html": f"{REPORT_DIR}/best.html",
 }
 
 
@@ -332,18 +342,7 @@ def all_metrics(cfg: dict) -> list[str]:
             for s in e["sampling"]["steps"]]
 
 
-def _total(steps) -> int:
-    steps = parse_steps(steps)
-    return steps if isinstance(steps, int) else sum(steps)
-
-
-def grid_samples(cfg: dict) -> dict[str, str]:
-    """The samples shown in the report's main grid: each experiment's costliest step setting."""
-    return {name: samples_path(name, max(e["sampling"]["steps"], key=_total))
-            for name, e in cfg["experiments"].items()}
-
-
 def all_samples(cfg: dict) -> dict[str, str]:
     """``EXPERIMENT:LABEL`` → sample store, for the per-step-count grids."""
-    return {f"{name}:{steps_label(s)}": samples_path(name, s) for name, e in cfg["experiments"].items()
+    return {f"{name}:{Steps(s).label}": samples_path(name, s) for name, e in cfg["experiments"].items()
             for s in e["sampling"]["steps"]}

@@ -22,9 +22,14 @@ wildcard_constraints:
 
 
 def spec_param(stage, **keys):
-    """params: entry holding the stage's narrowed spec (config values + code version) as JSON."""
+    """params: entry holding the stage's narrowed spec (config values + code version) as JSON.
+    Each keyword of the spec builder is a wildcard name ("experiment") or a function of the wildcards."""
     build = getattr(specs, stage)
-    return lambda w: specs.as_json(build(config, **{k: f(w) for k, f in keys.items()}))
+
+    def value(w, key):
+        return getattr(w, key) if isinstance(key, str) else key(w)
+
+    return lambda w: specs.as_json(build(config, **{k: value(w, key) for k, key in keys.items()}))
 
 
 def record(path):
@@ -37,3 +42,46 @@ def dataset_source(w):
     mtime triggers a rebuild); simulations have none."""
     source = specs.dataset_source(w.dataset, config["datasets"][w.dataset])
     return [source] if source else []
+
+
+# Input functions of the rules whose jobs are per experiment ({experiment} wildcard).
+def get_dataset_data(w):
+    """The experiment's dataset store."""
+    return specs.data_path(specs.experiment(config, w.experiment)["dataset"])
+
+
+def get_store(w):
+    """The experiment's decomposed (wavelet coefficient) store."""
+    return specs.store_path(config, w.experiment)
+
+
+def get_store_record(w):
+    return record(get_store(w))
+
+
+def get_models(w):
+    """The weights of scales 0..J (another experiment's with models_from)."""
+    return specs.model_paths(config, w.experiment)
+
+
+def get_model_records(w):
+    return [record(p) for p in get_models(w)]
+
+
+def get_reference(w):
+    """The real-data statistics of the experiment's dataset, wavelet and J."""
+    return specs.reference_path(config, w.experiment)
+
+
+def get_inception(w):
+    """The fetched Inception weights, when the config scores with them."""
+    return specs.inception_inputs(config)
+
+
+def get_offset(w):
+    """First measured image of inverse problems: the dataset's last n_samples images."""
+    return specs.superres_offset(config, w.experiment)
+
+
+def get_checkpoint(w):
+    return specs.checkpoint_path(w.experiment, int(w.j))

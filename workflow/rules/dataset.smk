@@ -2,15 +2,15 @@ rule make_dataset:
     input:
         dataset_source,
     output:
-        data=directory(specs.data_path("{dataset}")),
-        record=record(specs.data_path("{dataset}")),
+        data=directory(specs.DATA),
+        record=record(specs.DATA),
     params:
-        spec=spec_param("dataset", name=lambda w: w.dataset),
+        spec=spec_param("dataset", name="dataset"),
     conda:
         ENV
     log:
-        "results/logs/dataset/{dataset}.log",
+        specs.log_path("dataset", "{dataset}"),
     benchmark:
-        "results/benchmarks/dataset/{dataset}.tsv"
+        specs.benchmark_path("dataset", "{dataset}")
     shell:
         "python -m wsgm dataset --spec {params.spec:q} --out {output.data} > {log} 2>&1"

@@ -1,19 +1,19 @@
 rule decompose:
     input:
-        data=specs.data_path("{dataset}"),
-        record=record(specs.data_path("{dataset}")),
+        data=specs.DATA,
+        record=record(specs.DATA),
     output:
-        store=directory("results/decomposed/{dataset}/{wavelet}_J{J}.zarr"),
-        record="results/decomposed/{dataset}/{wavelet}_J{J}.zarr.prov.json",
+        store=directory(specs.STORE),
+        record=record(specs.STORE),
     params:
-        spec=spec_param("decompose", wavelet=lambda w: w.wavelet, J=lambda w: int(w.J)),
+        spec=spec_param("decompose", wavelet="wavelet", J="J"),
     threads: 2
     conda:
         ENV
     log:
-        "results/logs/decompose/{dataset}_{wavelet}_J{J}.log",
+        specs.log_path("decompose", "{dataset}_{wavelet}_J{J}"),
     benchmark:
-        "results/benchmarks/decompose/{dataset}_{wavelet}_J{J}.tsv"
+        specs.benchmark_path("decompose", "{dataset}_{wavelet}_J{J}")
     shell:
         "python -m wsgm decompose --spec {params.spec:q} --data {input.data} --out {output.store}"
         " --threads {threads} > {log} 2>&1"

@@ -1,26 +1,21 @@
 # Real-data statistics per (dataset, wavelet, J): FID features and spectra at every resolution.
 rule reference:
     input:
-        data=specs.data_path("{dataset}"),
-        record=record(specs.data_path("{dataset}")),
-        weights=lambda w: specs.inception_inputs(config),
+        data=specs.DATA,
+        record=record(specs.DATA),
+        weights=get_inception,
     output:
-        reference="results/reference/{dataset}/{wavelet}_J{J}.npz",
-        record="results/reference/{dataset}/{wavelet}_J{J}.npz.prov.json",
+        reference=specs.REFERENCE,
+        record=record(specs.REFERENCE),
     params:
-        spec=spec_param(
-            "reference",
-            dataset_name=lambda w: w.dataset,
-            wavelet=lambda w: w.wavelet,
-            J=lambda w: int(w.J),
-        ),
+        spec=spec_param("reference", dataset_name="dataset", wavelet="wavelet", J="J"),
     threads: 1
     conda:
         ENV
     log:
-        "results/logs/reference/{dataset}_{wavelet}_J{J}.log",
+        specs.log_path("reference", "{dataset}_{wavelet}_J{J}"),
     benchmark:
-        "results/benchmarks/reference/{dataset}_{wavelet}_J{J}.tsv"
+        specs.benchmark_path("reference", "{dataset}_{wavelet}_J{J}")
     shell:
         "python -m wsgm reference --spec {params.spec:q} --data {input.data} --out {output.reference}"
         " --threads {threads} > {log} 2>&1"
@@ -28,22 +23,22 @@ rule reference:
 
 rule evaluate:
     input:
-        samples="results/samples/{experiment}/steps{steps}.zarr",
-        data=lambda w: specs.data_path(specs.experiment(config, w.experiment)["dataset"]),
-        reference=lambda w: specs.reference_path(config, w.experiment),
-        weights=lambda w: specs.inception_inputs(config),
+        samples=specs.SAMPLES,
+        data=get_dataset_data,
+        reference=get_reference,
+        weights=get_inception,
     output:
-        metrics="results/metrics/{experiment}/steps{steps}.json",
-        record="results/metrics/{experiment}/steps{steps}.json.prov.json",
+        metrics=specs.METRICS,
+        record=record(specs.METRICS),
     params:
-        spec=spec_param("evaluate", exp_name=lambda w: w.experiment, steps=lambda w: w.steps),
+        spec=spec_param("evaluate", exp_name="experiment", steps="steps"),
     threads: 1
     conda:
         ENV
     log:
-        "results/logs/evaluate/{experiment}_steps{steps}.log",
+        specs.log_path("evaluate", "{experiment}_steps{steps}"),
     benchmark:
-        "results/benchmarks/evaluate/{experiment}_steps{steps}.tsv"
+        specs.benchmark_path("evaluate", "{experiment}_steps{steps}")
     shell:
         "python -m wsgm evaluate --spec {params.spec:q} --samples {input.samples} --data {input.data}"
         " --reference {input.reference} --out {output.metrics} --threads {threads} > {log} 2>&1"
@@ -64,6 +59,6 @@ rule fetch_inception:
     conda:
         ENV
     log:
-        "results/logs/fetch_inception.log",
+        specs.log_path("fetch_inception"),
     shell:
         "python -m wsgm fetch --url {params.url:q} --sha256 {params.sha256} --out {output} > {log} 2>&1"

@@ -13,13 +13,13 @@ for _name, _ds in config["datasets"].items():
         localrule: True
         output:
             file=ensure(_file, **{_alg: _ds[_alg].lower()}),
-            record=f"{_file}.prov.json",
+            record=record(_file),
         params:
             url=_ds["url"],
             checksum=f"--{_alg} {_ds[_alg]}",
         conda:
             ENV
         log:
-            f"results/logs/fetch/{_name}.log",
+            specs.log_path("fetch", _name),
         shell:
             "python -m wsgm fetch --url {params.url:q} {params.checksum} --out {output.file} > {log} 2>&1"

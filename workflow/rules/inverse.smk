@@ -1,28 +1,28 @@
 # Inverse problems (not part of `all` unless inverse.in_all; ask for them: snakemake inverse):
-# inpainting / colorization by projection onto the measurements of the dataset's last n_samples
-# images (the images super_resolve uses), scored like samples plus the measurement errors.
+# inpainting / colorization / super-resolution by projection onto the measurements of the
+# dataset's last n_samples images, scored like samples plus the measurement errors.
 wildcard_constraints:
     task="|".join(specs.INVERSE_TASKS),
 
 
 rule inverse_sample:
     input:
-        store=lambda w: specs.store_path(config, w.experiment),
-        models=lambda w: specs.model_paths(config, w.experiment),
-        data=lambda w: specs.data_path(specs.experiment(config, w.experiment)["dataset"]),
+        store=get_store,
+        models=get_models,
+        data=get_dataset_data,
     output:
-        samples=directory("results/inverse/{experiment}/{task}_steps{steps}.zarr"),
-        record="results/inverse/{experiment}/{task}_steps{steps}.zarr.prov.json",
+        samples=directory(specs.INVERSE),
+        record=record(specs.INVERSE),
     params:
-        spec=spec_param("inverse", exp_name=lambda w: w.experiment, task=lambda w: w.task, steps=lambda w: w.steps),
-        offset=lambda w: specs.superres_offset(config, w.experiment),
+        spec=spec_param("inverse", exp_name="experiment", task="task", steps="steps"),
+        offset=get_offset,
     threads: 1
     conda:
         ENV
     log:
-        "results/logs/inverse/{experiment}_{task}_steps{steps}.log",
+        specs.log_path("inverse", "{experiment}_{task}_steps{steps}"),
     benchmark:
-        "results/benchmarks/inverse/{experiment}_{task}_steps{steps}.tsv"
+        specs.benchmark_path("inverse", "{experiment}_{task}_steps{steps}")
     shell:
         "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
         " --truth {input.data} --offset {params.offset} --out {output.samples} --threads {threads}"
@@ -31,24 +31,22 @@ rule inverse_sample:
 
 rule inverse_evaluate:
     input:
-        samples="results/inverse/{experiment}/{task}_steps{steps}.zarr",
-        data=lambda w: specs.data_path(specs.experiment(config, w.experiment)["dataset"]),
-        reference=lambda w: specs.reference_path(config, w.experiment),
-        weights=lambda w: specs.inception_inputs(config),
+        samples=specs.INVERSE,
+        data=get_dataset_data,
+        reference=get_reference,
+        weights=get_inception,
     output:
-        metrics="results/inverse/{experiment}/{task}_steps{steps}.json",
-        record="results/inverse/{experiment}/{task}_steps{steps}.json.prov.json",
+        metrics=specs.INVERSE_METRICS,
+        record=record(specs.INVERSE_METRICS),
     params:
-        spec=spec_param(
-            "inverse_evaluate", exp_name=lambda w: w.experiment, task=lambda w: w.task, steps=lambda w: w.steps
-        ),
+        spec=spec_param("inverse_evaluate", exp_name="experiment", task="task", steps="steps"),
     threads: 1
     conda:
         ENV
     log:
-        "results/logs/inverse/{experiment}_{task}_steps{steps}_evaluate.log",
+        specs.log_path("inverse", "{experiment}_{task}_steps{steps}_evaluate"),
     benchmark:
-        "results/benchmarks/inverse/{experiment}_{task}_steps{steps}_evaluate.tsv"
+        specs.benchmark_path("inverse", "{experiment}_{task}_steps{steps}_evaluate")
     shell:
         "python -m wsgm evaluate --spec {params.spec:q} --samples {input.samples} --data {input.data}"
         " --reference {input.reference} --out {output.metrics} --threads {threads} > {log} 2>&1"

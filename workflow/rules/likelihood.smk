@@ -3,21 +3,21 @@
 # of images, probes, dequantization): run `wsgm likelihood` directly.
 rule likelihood:
     input:
-        data=lambda w: specs.data_path(specs.experiment(config, w.experiment)["dataset"]),
-        store=lambda w: specs.store_path(config, w.experiment),
-        models=lambda w: specs.model_paths(config, w.experiment),
+        data=get_dataset_data,
+        store=get_store,
+        models=get_models,
     output:
-        result="results/likelihood/{experiment}.json",
-        record="results/likelihood/{experiment}.json.prov.json",
+        result=specs.LIKELIHOOD,
+        record=record(specs.LIKELIHOOD),
     params:
-        spec=spec_param("likelihood", exp_name=lambda w: w.experiment),
+        spec=spec_param("likelihood", exp_name="experiment"),
     threads: 1
     conda:
         ENV
     log:
-        "results/logs/likelihood/{experiment}.log",
+        specs.log_path("likelihood", "{experiment}"),
     benchmark:
-        "results/benchmarks/likelihood/{experiment}.tsv"
+        specs.benchmark_path("likelihood", "{experiment}")
     shell:
         "python -m wsgm likelihood --spec {params.spec:q} --data {input.data} --store {input.store}"
         " --models {input.models} --out {output.result} --threads {threads} > {log} 2>&1"

@@ -5,17 +5,17 @@ rule paper:
     input:
         "config/paper.yaml",
     output:
-        gaussian="results/bench/paper_gaussian.json",
-        cost="results/bench/paper_cost.json",
-        sde="results/bench/paper_sde.json",
-        figures=expand("results/bench/paper_{name}.png", name=["gaussian", "cost", "sde"]),
+        gaussian=f"{specs.BENCH_DIR}/paper_gaussian.json",
+        cost=f"{specs.BENCH_DIR}/paper_cost.json",
+        sde=f"{specs.BENCH_DIR}/paper_sde.json",
+        figures=expand(f"{specs.BENCH_DIR}/paper_{{name}}.png", name=["gaussian", "cost", "sde"]),
     params:
         code=specs.code_hash("wsgm.paper"),
     conda:
         ENV
     log:
-        "results/logs/paper/paper.log",
+        specs.log_path("paper", "paper"),
     benchmark:
-        "results/bench/paper_snakemake.tsv"
+        f"{specs.BENCH_DIR}/paper_snakemake.tsv"
     shell:
-        "python -m wsgm theory --config {input:q} --outdir results/bench > {log} 2>&1"
+        f"python -m wsgm paper --config {{input:q}} --outdir {specs.BENCH_DIR} > {{log}} 2>&1"

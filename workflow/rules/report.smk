@@ -23,9 +23,9 @@ rule report:
     conda:
         ENV
     log:
-        "results/logs/report/report.log",
+        specs.log_path("report", "report"),
     benchmark:
-        "results/benchmarks/report/report.tsv"
+        specs.benchmark_path("report", "report")
     shell:
         "python -m wsgm report --spec {params.spec:q} --metrics {input.metrics} --samples {params.grid}"
-        " --data {params.data} --outdir results/report > {log} 2>&1"
+        f" --data {{params.data}} --outdir {specs.REPORT_DIR} > {{log}} 2>&1"

@@ -2,47 +2,21 @@
 # {steps} is "8" (8 steps at every scale) or "8-8-32" (per scale 0..J).
 rule sample:
     input:
-        store=lambda w: specs.store_path(config, w.experiment),
-        models=lambda w: specs.model_paths(config, w.experiment),
-        records=lambda w: [record(p) for p in specs.model_paths(config, w.experiment)],
+        store=get_store,
+        models=get_models,
+        records=get_model_records,
     output:
-        samples=directory("results/samples/{experiment}/steps{steps}.zarr"),
-        record="results/samples/{experiment}/steps{steps}.zarr.prov.json",
+        samples=directory(specs.SAMPLES),
+        record=record(specs.SAMPLES),
     params:
-        spec=spec_param("sample", exp_name=lambda w: w.experiment, steps=lambda w: w.steps),
+        spec=spec_param("sample", exp_name="experiment", steps="steps"),
     threads: 1
     conda:
         ENV
     log:
-        "results/logs/sample/{experiment}_steps{steps}.log",
+        specs.log_path("sample", "{experiment}_steps{steps}"),
     benchmark:
-        "results/benchmarks/sample/{experiment}_steps{steps}.tsv"
+        specs.benchmark_path("sample", "{experiment}_steps{steps}")
     shell:
         "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
         " --out {output.samples} --threads {threads} > {log} 2>&1"
-
-
-# Super-resolution (not part of `all`; ask for it: snakemake results/superres/wsgm/steps8.zarr):
-# the cascade starts from the real level-J low-pass of the dataset's last n_samples images.
-rule super_resolve:
-    input:
-        store=lambda w: specs.store_path(config, w.experiment),
-        models=lambda w: specs.model_paths(config, w.experiment),
-        data=lambda w: specs.data_path(specs.experiment(config, w.experiment)["dataset"]),
-    output:
-        samples=directory("results/superres/{experiment}/steps{steps}.zarr"),
-        record="results/superres/{experiment}/steps{steps}.zarr.prov.json",
-    params:
-        spec=spec_param("sample", exp_name=lambda w: w.experiment, steps=lambda w: w.steps),
-        offset=lambda w: specs.superres_offset(config, w.experiment),
-    threads: 1
-    conda:
-        ENV
-    log:
-        "results/logs/superres/{experiment}_steps{steps}.log",
-    benchmark:
-        "results/benchmarks/superres/{experiment}_steps{steps}.tsv"
-    shell:
-        "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
-        " --lowres {input.data} --offset {params.offset} --out {output.samples} --threads {threads}"
-        " > {log} 2>&1"
