@@ -5,7 +5,8 @@ import zarr
 
 from wsgm import specs
 from wsgm.cascade import run, steps_per_scale
-from tests.conftest import train_tiny_models
+
+from .helpers import train_tiny_models
 
 
 @pytest.fixture

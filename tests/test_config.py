@@ -7,7 +7,7 @@ from snakemake.utils import validate
 from wsgm import config as config_lib
 from wsgm.config import ConfigError
 
-from .conftest import REPO
+from .helpers import REPO
 
 MINIMAL = {"datasets": {"d": {"kind": "gaussian", "size": 16}},
            "experiments": {"e": {"dataset": "d", "J": 1}}}

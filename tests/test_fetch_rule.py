@@ -4,8 +4,7 @@ import re
 
 import yaml
 
-from .conftest import REPO
-from .test_workflow import make_project, snakemake
+from .helpers import REPO, make_project, snakemake
 
 
 def test_inception_config_plans_one_checksummed_fetch_before_the_reference(tmp_path):

@@ -96,7 +96,7 @@ def test_a_non_orthonormal_wavelet_is_refused():
 
 
 def test_cli_writes_bits_per_dim_with_provenance(tmp_path, tiny_config, tiny_store, capsys):
-    from tests.conftest import REPO, train_tiny_models
+    from .helpers import REPO, train_tiny_models
     from wsgm.cli import main
 
     data, store = tiny_store

@@ -221,7 +221,7 @@ def test_fetched_dataset_needs_a_checksum(tmp_path):
 
 def test_snakemake_fetches_then_converts_a_served_cifar_archive(tmp_path, monkeypatch):
     """The real workflow: the local fetch rule downloads (ensure-checked), the dataset rule converts."""
-    from tests.test_workflow import make_project, snakemake
+    from .helpers import make_project, snakemake
 
     blob, batches = _cifar_tarball(np.random.default_rng(2))
     root = make_project(tmp_path / "p")

@@ -8,7 +8,8 @@ from wsgm import specs
 from wsgm.cascade import run
 from wsgm.cli import main, run_stage
 from wsgm.metrics.reference import compute
-from tests.conftest import train_tiny_models
+
+from .helpers import train_tiny_models
 
 
 def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):

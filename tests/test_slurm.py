@@ -24,8 +24,7 @@ import pytest
 import yaml
 import zarr
 
-from .conftest import REPO
-from .test_workflow import BIN, make_project, snakemake
+from .helpers import BIN, REPO, make_project, snakemake
 
 pytestmark = pytest.mark.slurm
 

@@ -160,7 +160,7 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_store):
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from .helpers import REPO
 
     _, store = tiny_store
     out = tmp_path / "w.pt"
