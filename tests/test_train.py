@@ -155,6 +155,7 @@ def test_chunk_batches_stream(tiny_store):
     assert torch.equal(torch.stack(halves, 1).flatten(0, 1), batches[0][0])
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tmp_path, tiny_store):
     """torchrun --nproc_per_node 2 (gloo): rank 0 alone writes the weights, record and loss curve."""
     import subprocess
