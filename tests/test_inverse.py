@@ -116,6 +116,7 @@ def test_super_resolution_matches_the_gaussian_conditional(tiny_config, J, level
     assert 0.9 < (flat.var(0) / cond_var).mean() < 1.12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("J", [0, 2])
 def test_colorization_keeps_the_gray_and_samples_the_chroma(tiny_config, J):
     """3-channel field with i.i.d. channels: the gray component is the truth's exactly (also with

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from wsgm import specs
@@ -12,6 +13,7 @@ from wsgm.metrics.reference import compute
 from .helpers import train_tiny_models
 
 
+@pytest.mark.slow
 def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
     data, store = tiny_store
     cfg = tiny_config

@@ -29,6 +29,7 @@ def test_loss_decreases(tmp_path, tiny_config, tiny_store):
     assert weights["spec"] == spec and len(weights["losses"]) == 150
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, tiny_config, tiny_store):
     _, store = tiny_store
     spec = _spec(tiny_config, steps=400, checkpoint_every=40)
