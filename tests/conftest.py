@@ -9,7 +9,7 @@ import torch
 
 from wsgm import config as config_lib
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -42,20 +42,3 @@ def tiny_store(tmp_path, tiny_config):
               lambda t: decompose(dspec, data, t["store"]))
     return data, store
 
-
-def train_tiny_models(cfg: dict, store: Path, outdir: Path, steps: int) -> list[Path]:
-    """Weights of scales 0..2 of the ``wsgm`` experiment, trained ``steps`` steps by the real stage."""
-    from wsgm import specs
-    from wsgm.provenance import run_stage
-    from wsgm.train import train
-
-    paths = []
-    for j in range(3):
-        spec = specs.train(cfg, "wsgm", j)
-        spec["train"] = {**spec["train"], "steps": steps}
-        out = outdir / f"scale{j}.pt"
-        run_stage("train", spec, {"store": store}, {"weights": (out, False)},
-                  lambda t, spec=spec, j=j: train(spec, store, t["weights"], outdir / f"{j}.ckpt",
-                                                  torch.device("cpu")))
-        paths.append(out)
-    return paths

@@ -5,7 +5,8 @@ import zarr
 
 from wsgm import specs
 from wsgm.cascade import sample_to_store
-from tests.conftest import train_tiny_models
+
+from .helpers import train_tiny_models
 
 
 @pytest.fixture

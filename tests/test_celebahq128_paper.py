@@ -15,8 +15,7 @@ import yaml
 from wsgm import config as config_lib
 from wsgm import specs
 
-from .conftest import REPO
-from .test_workflow import make_project, snakemake
+from .helpers import REPO, make_project, snakemake
 
 pytestmark = pytest.mark.workflow
 

@@ -5,19 +5,81 @@ import yaml
 from snakemake.utils import validate
 
 from wsgm import config as config_lib
+from wsgm import paper
 from wsgm.config import ConfigError
 
-from .conftest import REPO
+from .helpers import REPO, make_project, planned, rules
+
+# config/*.yaml read by `wsgm.paper.load` (the exact-score paper bench), not by the pipeline.
+PAPER_CONFIGS = {"paper.yaml"}
+PIPELINE_CONFIGS = sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name not in PAPER_CONFIGS)
+STAND_IN_SHA = "0" * 64  # stands in for the checksum a user pins after downloading the data
 
 MINIMAL = {"datasets": {"d": {"kind": "gaussian", "size": 16}},
            "experiments": {"e": {"dataset": "d", "J": 1}}}
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def unpinned(raw: dict) -> list[str]:
+    """Datasets downloaded from a URL whose checksum the shipped config leaves for the user to pin."""
+    return [name for name, ds in raw.get("datasets", {}).items()
+            if ds.get("url") and not (ds.get("sha256") or ds.get("md5"))]
+
+
+def pins(raw: dict) -> dict:
+    """Overrides giving every unpinned download a stand-in sha256."""
+    return {"datasets": {name: {"sha256": STAND_IN_SHA} for name in unpinned(raw)}}
+
+
+def test_every_shipped_config_is_covered():
+    assert PIPELINE_CONFIGS and {"config.yaml", "test.yaml"} <= set(PIPELINE_CONFIGS)
+    assert all((REPO / "config" / name).is_file() for name in PAPER_CONFIGS)
+
+
+@pytest.mark.parametrize("name", PIPELINE_CONFIGS)
 def test_shipped_configs_are_valid(name):
-    cfg = config_lib.load(REPO / "config" / name)
+    """Every config/*.yaml of the pipeline passes the schema and the semantic checks; one that leaves
+    a download's checksum to the user refuses to load without it, naming the key, and loads with it."""
+    path = REPO / "config" / name
+    raw = yaml.safe_load(path.read_text())
+    if missing := unpinned(raw):
+        with pytest.raises(ConfigError, match=rf"'datasets\.{missing[0]}\.sha256'.*sha256sum"):
+            config_lib.load(path)
+    cfg = config_lib.load(path, pins(raw))
     # Snakemake's own validator accepts the same config against the same schema file.
     validate(copy.deepcopy(cfg), str(config_lib.SCHEMA_PATH))
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_CONFIGS))
+def test_shipped_paper_config_is_valid(name):
+    cfg = paper.load(REPO / "config" / name)
+    assert set(paper.SECTIONS) <= set(cfg)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("configs"))
+
+
+# test.yaml runs for real in test_workflow.py; celebahq128_paper.yaml is planned under its SLURM
+# profile in test_celebahq128_paper.py.
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", [n for n in PIPELINE_CONFIGS if n not in ("test.yaml", "celebahq128_paper.yaml")])
+def test_shipped_config_plans_every_model_and_sample(project, name):
+    """A dry run of the whole pipeline on each shipped config (with its checksums pinned): one
+    training job per scale of every experiment that owns models, one sampling job per step count."""
+    raw = yaml.safe_load((REPO / "config" / name).read_text())
+    raw = config_lib.merge(raw, pins(raw))
+    cfg = config_lib.check(copy.deepcopy(raw))
+    jobs = planned(project, raw)
+    per_exp: dict[tuple[str, str], int] = {}
+    for rule, wildcards in jobs:
+        for exp in (w.removeprefix("experiment=") for w in wildcards if w.startswith("experiment=")):
+            per_exp[rule, exp] = per_exp.get((rule, exp), 0) + 1
+    for exp_name, exp in cfg["experiments"].items():
+        trains = 0 if exp["models_from"] else exp["J"] + 1
+        assert per_exp.get(("train_scale", exp_name), 0) == trains, (exp_name, rules(jobs))
+        assert per_exp.get(("sample", exp_name), 0) == len(exp["sampling"]["steps"]), (exp_name, rules(jobs))
+    assert rules(jobs)["report"] == 1
 
 
 def test_defaults_fill_named_entries():

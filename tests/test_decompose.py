@@ -54,7 +54,8 @@ def test_size_not_divisible_is_a_clear_error(tmp_path):
         decompose({"wavelet": "haar", "J": 3}, tmp_path / "d.zarr", tmp_path / "o.zarr")
 
 
-@pytest.mark.parametrize("scheduler", ["synchronous", "processes", "local"])
+@pytest.mark.parametrize("scheduler", ["synchronous", pytest.param("processes", marks=pytest.mark.slow),
+                                       pytest.param("local", marks=pytest.mark.slow)])
 def test_every_scheduler_writes_the_same_store(tmp_path, tiny_store, scheduler):
     data, store = tiny_store
     out = tmp_path / f"{scheduler}.zarr"

@@ -89,6 +89,7 @@ def test_exact_eps_is_minus_s_times_the_autograd_score(name):
             assert torch.allclose(closed, logp.detach(), rtol=1e-8), (j, t)
 
 
+@pytest.mark.slow
 def test_exact_wsgm_cascade_reproduces_the_spectrum():
     """Coarse-to-fine sampling with the exact models gives the field's power spectrum."""
     from wsgm.cascade import cascade

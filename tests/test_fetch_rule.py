@@ -2,10 +2,12 @@
 
 import re
 
+import pytest
 import yaml
 
-from .conftest import REPO
-from .test_workflow import make_project, snakemake
+from .helpers import REPO, make_project, snakemake
+
+pytestmark = pytest.mark.workflow
 
 
 def test_inception_config_plans_one_checksummed_fetch_before_the_reference(tmp_path):

@@ -219,9 +219,10 @@ def test_fetched_dataset_needs_a_checksum(tmp_path):
         load(_config(tmp_path, {"kind": "cifar10", "size": 32, "channels": 3}))
 
 
+@pytest.mark.workflow
 def test_snakemake_fetches_then_converts_a_served_cifar_archive(tmp_path, monkeypatch):
     """The real workflow: the local fetch rule downloads (ensure-checked), the dataset rule converts."""
-    from tests.test_workflow import make_project, snakemake
+    from .helpers import make_project, snakemake
 
     blob, batches = _cifar_tarball(np.random.default_rng(2))
     root = make_project(tmp_path / "p")

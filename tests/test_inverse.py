@@ -16,7 +16,7 @@ from wsgm.cascade import cascade
 from wsgm.data import gaussian
 from wsgm.nets.exact import exact_models
 
-from tests.conftest import REPO
+from .helpers import REPO
 
 SIZE = 16
 SDE = {"name": "vp", "beta_min": 0.1, "beta_max": 20.0, "T": 1.0, "eps": 1e-3}
@@ -115,6 +115,7 @@ def test_super_resolution_matches_the_gaussian_conditional(tiny_config, J, level
     assert 0.9 < (flat.var(0) / cond_var).mean() < 1.12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("J", [0, 2])
 def test_colorization_keeps_the_gray_and_samples_the_chroma(tiny_config, J):
     """3-channel field with i.i.d. channels: the gray component is the truth's exactly (also with
@@ -169,7 +170,7 @@ def test_cli_solves_and_scores_an_inverse_problem(tmp_path, tiny_config, tiny_st
     """`wsgm sample --inverse` then `wsgm evaluate --inverse` on the tiny config with briefly
     trained models: the store holds truth and measurement, the known part is exact, the record
     names the task; a mask across the Haar blocks of J = 2 is one clear error and no output."""
-    from tests.conftest import train_tiny_models
+    from .helpers import train_tiny_models
     from wsgm.cli import main
 
     data, store = tiny_store
@@ -228,10 +229,10 @@ def test_config_refuses_colorization_of_gray_data_and_unknown_experiments(tiny_c
 def test_colorization_stage_writes_gray_measurement_and_keeps_it(tmp_path, tiny_config):
     """The sample stage on a 3-channel dataset (J = 2, briefly trained models): y is the gray
     image, the solutions have exactly that gray at the finest scale and its low-pass at x2."""
-    from tests.conftest import train_tiny_models
+    from .helpers import train_tiny_models
     from wsgm.cascade import sample_to_store
-    from wsgm.wavelets import lowpass
     from wsgm.provenance import run_stage
+    from wsgm.wavelets import lowpass
     from wsgm.decompose import decompose
     from wsgm.evaluate_inverse import errors
 

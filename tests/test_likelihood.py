@@ -51,7 +51,7 @@ def _bits(J, x, p, **kw):
                         generator=torch.Generator().manual_seed(2), **kw)
 
 
-@pytest.mark.parametrize("J,channels", [(0, 1), (1, 1), (2, 1), (1, 3)])
+@pytest.mark.parametrize("J,channels", [(0, 1), (1, 1), (2, 1), pytest.param(1, 3, marks=pytest.mark.slow)])
 def test_bits_per_dim_equal_the_closed_form_for_sgm_and_wsgm(J, channels):
     """Exact scores and exact divergence: SGM and WSGM give the field's own log-density per image.
     Every scale's term and every normalization Jacobian is > 2% of the total, so dropping any one
@@ -81,6 +81,7 @@ def test_hutchinson_bits_per_dim_match_the_closed_form_on_average():
     assert float((bits - exact).abs().mean()) > 1e-4  # the probes are random, not the exact trace
 
 
+@pytest.mark.slow
 def test_dequantization_adds_the_bin_term():
     """Bins of 2/255 (8-bit data in [-1, 1]): the bound is the continuous bits/dim plus log2(127.5)."""
     p, x = _field(16, 0)
@@ -96,7 +97,7 @@ def test_a_non_orthonormal_wavelet_is_refused():
 
 
 def test_cli_writes_bits_per_dim_with_provenance(tmp_path, tiny_config, tiny_store, capsys):
-    from tests.conftest import REPO, train_tiny_models
+    from .helpers import REPO, train_tiny_models
     from wsgm.cli import main
 
     data, store = tiny_store

@@ -19,7 +19,7 @@ from wsgm import config as config_lib
 from wsgm import specs
 from wsgm.config import ConfigError
 
-from .conftest import REPO
+from .helpers import REPO
 
 BASE = {"datasets": {"d": {"kind": "gaussian", "size": 16}},
         "experiments": {
@@ -104,7 +104,7 @@ def _tiny_sharing_config() -> dict:
 
 @pytest.mark.workflow
 def test_shared_models_are_trained_once_sampled_twice_and_reported_together(tmp_path):
-    from .test_workflow import make_project, planned, rules, snakemake
+    from .helpers import make_project, planned, rules, snakemake
 
     root = make_project(tmp_path / "shared")
     cfg = _tiny_sharing_config()

@@ -18,6 +18,7 @@ def _field_model(sde, size=8):
     return p, exact_models(p, stats, 0, "haar", sde, 1)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,estimator", [("vp", "rademacher"), ("ve", "rademacher"), ("subvp", "exact")])
 def test_ode_log_likelihood_matches_the_closed_form(name, estimator):
     sde = sde_lib.build({"name": name, "T": 1.0, "eps": 1e-3, "beta_min": 0.1, "beta_max": 20.0,

@@ -19,6 +19,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_theory_writes_results_with_machine_and_date(tmp_path, capsys):
     cfg = tmp_path / "paper.yaml"
     cfg.write_text(yaml.safe_dump(TINY))

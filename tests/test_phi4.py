@@ -48,6 +48,7 @@ def test_energy_and_force_match_the_definition():
     assert phi4.magnetization(phi.detach()[:, None]).shape == (3,)
 
 
+@pytest.mark.slow
 def test_uncoupled_sites_match_quadrature():
     """β = 0: independent sites with density ∝ exp(−(φ²−1)²); ⟨φ²⟩ and ⟨φ⁴⟩ by quadrature."""
     x = np.linspace(-4, 4, 20001)
@@ -58,6 +59,7 @@ def test_uncoupled_sites_match_quadrature():
     assert abs(float((fields**4).mean()) - exact4) < 0.015
 
 
+@pytest.mark.slow
 def test_fourier_accelerated_and_plain_hmc_agree():
     e = {}
     for fourier in (True, False):
@@ -68,6 +70,7 @@ def test_fourier_accelerated_and_plain_hmc_agree():
     assert abs(diff) < 4 * err * 2  # (samples of a chain are correlated: allow for it)
 
 
+@pytest.mark.slow
 def test_small_beta_is_disordered():
     m, fields = _measure(0.3, 16)
     assert abs(float(m.mean())) < 0.02 and float(m.abs().mean()) < 0.1
@@ -75,6 +78,7 @@ def test_small_beta_is_disordered():
     assert phi4.binder(m) < 0.15
 
 
+@pytest.mark.slow
 def test_large_beta_orders():
     m, _ = _measure(1.5, 16)
     assert float(m.abs().mean()) > 0.7
@@ -82,6 +86,7 @@ def test_large_beta_orders():
     assert abs(float(m.mean())) < 0.2  # the sign flips keep both phases
 
 
+@pytest.mark.slow
 def test_binder_curves_of_two_sizes_cross():
     """Below the transition the larger lattice is more disordered, above it more ordered: the
     curves cross between β = 0.8 and 1.1 (measured with longer runs: at β ≈ 0.90, U ≈ 0.58; so the

@@ -87,6 +87,7 @@ def _same_spectrum_gaussian(x, rng):
     return np.fft.ifft2(noise * np.sqrt(power)).real
 
 
+@pytest.mark.slow
 def test_phi4_metric_through_reference_and_evaluate(tmp_path):
     cfg_path = _config(tmp_path)
     cfg = config_lib.load(cfg_path)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from wsgm import specs
@@ -10,9 +11,11 @@ from wsgm.cli import main
 from wsgm.provenance import run_stage
 from wsgm.reference import compute
 from wsgm.steps import Steps
-from tests.conftest import train_tiny_models
+
+from .helpers import train_tiny_models
 
 
+@pytest.mark.slow
 def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
     data, store = tiny_store
     cfg = tiny_config

@@ -60,6 +60,7 @@ def test_ode_samplers_converge_at_their_order(sampler, process, order, tol):
     assert abs(orders[-1] - order) < tol * order
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler,process,kw", [
     ("em", "vp", {}), ("ancestral", "ve", {}), ("pc", "vp", {"snr": 0.05}), ("pc", "ve", {"snr": 0.05})])
 def test_stochastic_samplers_converge(sampler, process, kw):

@@ -102,6 +102,7 @@ def test_drift_matches_mean_decay(name):
     assert torch.allclose(sde.drift_coef(t), grad, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROCESSES)
 def test_forward_simulation_matches_marginal(name):
     sde = PROCESSES[name]

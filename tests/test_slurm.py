@@ -24,8 +24,7 @@ import pytest
 import yaml
 import zarr
 
-from .conftest import REPO
-from .test_workflow import BIN, make_project, snakemake
+from .helpers import BIN, REPO, make_project, snakemake
 
 pytestmark = pytest.mark.slurm
 
@@ -147,6 +146,7 @@ STAGE_OUTPUTS = ("data", "decomposed", "reference", "models", "samples", "metric
 GPU_RULES, CPU_RULES = {"train_scale", "sample", "reference", "evaluate"}, {"make_dataset", "decompose", "report"}
 
 
+@pytest.mark.workflow
 def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
     root, out = slurm_run
     submitted = dict(SUBMITTED.findall(out))
@@ -176,6 +176,7 @@ def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
                 assert gpu == (rule in GPU_RULES), (rule, info)
 
 
+@pytest.mark.workflow
 def test_outputs_equal_a_local_run(runs):
     root, _, local_run, _ = runs
     samples = sorted((root / "results" / "samples").glob("*/steps*.zarr"))
@@ -189,6 +190,7 @@ def test_outputs_equal_a_local_run(runs):
         assert job_id(json.loads((local_run / f"{rel}.prov.json").read_text())) is None
 
 
+@pytest.mark.workflow
 def test_a_slurmd_restart_mid_run_loses_no_completed_work(runs):
     root, out, _, restart = runs
     if not _own_cluster():
@@ -201,6 +203,7 @@ def test_a_slurmd_restart_mid_run_loses_no_completed_work(runs):
     assert len(SUBMITTED.findall(out)) == sum(remote_jobs(out).values())  # none submitted twice
 
 
+@pytest.mark.workflow
 def test_a_second_invocation_submits_nothing(slurm_run):
     root, _ = slurm_run
     before = records(root)
@@ -255,6 +258,7 @@ def _restart_slurmd():
     subprocess.run(["/usr/sbin/slurmd"], check=True, timeout=30)
 
 
+@pytest.mark.workflow
 def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(slurm_run, tmp_path):
     root = make_project(tmp_path / "faults")
     for done in ("results/data", "results/decomposed"):  # reuse the SLURM run's inputs: train only

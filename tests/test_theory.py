@@ -111,6 +111,7 @@ VE = {"name": "ve", "T": 1.0, "eps": 1e-3, "sigma_min": 0.01, "sigma_max": 50.0}
 
 # VP/em: the conditional-covariance terms dominate; VE/pf_ode at 2 steps: about half of the KL is
 # the conditional-mean term (sampled gain of the details on the low-pass far from the reference's).
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg,sampler,steps", [(VP, "em", 6), (VE, "pf_ode", 2)])
 def test_chain_rule_kl_matches_the_dense_kl_of_monte_carlo_covariances(cfg, sampler, steps):
     sde = sde_lib.build(cfg)

@@ -30,6 +30,7 @@ def test_loss_decreases(tmp_path, tiny_config, tiny_store):
     assert weights["spec"] == spec and len(weights["losses"]) == 150
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, tiny_config, tiny_store):
     _, store = tiny_store
     spec = _spec(tiny_config, steps=400, checkpoint_every=40)
@@ -156,12 +157,13 @@ def test_chunk_batches_stream(tiny_store):
     assert torch.equal(torch.stack(halves, 1).flatten(0, 1), batches[0][0])
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tmp_path, tiny_store):
     """torchrun --nproc_per_node 2 (gloo): rank 0 alone writes the weights, record and loss curve."""
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from .helpers import REPO
 
     _, store = tiny_store
     out = tmp_path / "w.pt"

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,62 +18,9 @@ import pytest
 import yaml
 import zarr
 
-from .conftest import REPO
+from .helpers import BIN, REPO, make_project, planned, rules, snakemake
 
 pytestmark = pytest.mark.workflow
-BIN = Path(sys.executable).parent
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "profiles", "wsgm", "config", "environment.yml"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, root / name)
-    shutil.copy(REPO / "config" / "test.yaml", root / "config" / "config.yaml")
-    return root
-
-
-def snakemake(root: Path, *args: str, timeout: float = 900, check: bool = True) -> str:
-    env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", *args], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)  # SIGTERM does not stop a hung Snakemake, SIGINT does
-        out, _ = proc.communicate(timeout=60)
-        raise AssertionError(f"snakemake {args} timed out:\n{out[-3000:]}")
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {args} failed ({proc.returncode}):\n{out[-5000:]}")
-    return out
-
-
-def planned(root: Path, config: dict | None = None, targets: tuple[str, ...] = ()) -> set[tuple[str, tuple]]:
-    """(rule, wildcards) of every job a dry run of ``targets`` (default: all) would execute
-    (without the `all` target)."""
-    args = [*targets, "--dry-run"]
-    if config is not None:
-        path = root / "config" / "modified.yaml"
-        path.write_text(yaml.safe_dump(config))
-        args += ["--configfile", str(path)]
-    jobs: list[list] = []
-    for line in snakemake(root, *args).splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):", line):
-            jobs.append([m.group(1), ()])
-        elif (m := re.match(r"^\s+wildcards: (.*)", line)) and jobs:
-            jobs[-1][1] = tuple(sorted(m.group(1).split(", ")))
-    return {(rule, wc) for rule, wc in jobs if rule != "all"}
-
-
-def rules(jobs) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for rule, _ in jobs:
-        out[rule] = out.get(rule, 0) + 1
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +84,12 @@ def test_editing_a_stage_reruns_it_and_downstream_only(project, module, expected
     path = project / "wsgm" / module
     original = path.read_text()
     try:
-        path.write_text(original + "\n# an edit\n")
+        path.write_text(original + "\n_EDITED = 1\n")  # a change to what the module runs
         assert rules(planned(project)) == expected
+        # comments, blank lines and docstrings are not code: such an edit reruns nothing
+        path.write_text("# an edited comment\n\n" + original.replace(
+            '"""', '"""Edited. ', 1) + "\n# a trailing comment\n")
+        assert "Nothing to be done" in snakemake(project, "--dry-run")
     finally:
         path.write_text(original)
     assert "Nothing to be done" in snakemake(project, "--dry-run")
