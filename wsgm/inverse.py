@@ -33,9 +33,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from wsgm.errors import UserError
 from wsgm import wavelets
 from wsgm.bands import normalize
+from wsgm.errors import UserError
 from wsgm.runtime import derive_seed
 from wsgm.samplers import PROJECTABLE
 

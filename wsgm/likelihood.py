@@ -29,15 +29,16 @@ import numpy as np
 import pywt
 import torch
 
-from wsgm.errors import UserError
 from wsgm import sde as sde_lib
 from wsgm import wavelets
+from wsgm.bands import band_pair, normalize
 from wsgm.data.store import StoreError, open_group
 from wsgm.decompose import read_stats
-from wsgm.ode_likelihood import ESTIMATORS, log_likelihood
+from wsgm.errors import UserError
 from wsgm.metrics.gaussian import log_density
+from wsgm.nets.load import load_model
+from wsgm.ode_likelihood import ESTIMATORS, log_likelihood
 from wsgm.runtime import derive_seed
-from wsgm.train import band_pair, load_model, normalize
 
 BIN_8BIT = 2 / 255  # the spacing of x = u / 127.5 - 1 for 8-bit u
 

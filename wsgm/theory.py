@@ -35,9 +35,9 @@ import torch
 from wsgm import wavelets
 from wsgm.metrics.spectrum import radial_average
 from wsgm.nets.exact import GaussianEps, exact_models
-from wsgm.symbols import scale_symbols
 from wsgm.samplers import time_grid
 from wsgm.sde import SDE
+from wsgm.symbols import scale_symbols
 
 SAMPLERS = ("em", "ancestral", "pf_ode", "heun")  # the affine ones (pc's step size depends on x)
 

@@ -34,8 +34,8 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from wsgm.errors import UserError
 from wsgm import wavelets
+from wsgm.errors import UserError
 from wsgm.metrics.spectrum import shell_index
 
 INCEPTION = "inception-v3-compat"

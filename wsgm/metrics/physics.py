@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wsgm.metrics.gaussian import empirical_spectrum2d, kl_per_dim
 from wsgm.metrics import phi4 as phi4_lib
+from wsgm.metrics.gaussian import empirical_spectrum2d, kl_per_dim
 from wsgm.metrics.marginal import quantiles, wasserstein1_quantiles
 from wsgm.metrics.spectrum import power_spectrum, radial_average, spectrum_errors
 
