@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from wsgm import provenance
+from wsgm import code_version, provenance
 from wsgm.cli import main
 
 
@@ -58,11 +58,11 @@ def test_stage_refuses_input_without_record(tmp_path):
 def test_code_hash_follows_imports(tmp_path, monkeypatch):
     pkg = tmp_path / "wsgm"
     shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(provenance, "PACKAGE_ROOT", pkg)
+    monkeypatch.setattr(code_version, "PACKAGE_ROOT", pkg)
 
     def hashes():
-        provenance.code_hash.cache_clear()
-        return {m: provenance.code_hash(m) for m in ("wsgm.train", "wsgm.report", "wsgm.cascade")}
+        code_version.clear_cache()
+        return {m: code_version.code_hash(m) for m in ("wsgm.train", "wsgm.report", "wsgm.cascade")}
 
     before = hashes()
     with (pkg / "nets" / "unet.py").open("a") as fh:
@@ -74,7 +74,7 @@ def test_code_hash_follows_imports(tmp_path, monkeypatch):
     with (pkg / "train.py").open("a") as fh:  # the training loop: sampling does not run it
         fh.write("\nEDITED = 2\n")
     again = hashes()
-    provenance.code_hash.cache_clear()
+    code_version.clear_cache()
     assert again["wsgm.train"] != after["wsgm.train"]
     assert again["wsgm.cascade"] == after["wsgm.cascade"]
 
@@ -83,11 +83,11 @@ def test_code_hash_ignores_comments_and_docstrings(tmp_path, monkeypatch):
     """Comments, docstrings, blank lines and line breaks rerun nothing; a changed constant does."""
     pkg = tmp_path / "wsgm"
     shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(provenance, "PACKAGE_ROOT", pkg)
+    monkeypatch.setattr(code_version, "PACKAGE_ROOT", pkg)
 
     def sde_hash():
-        provenance.code_hash.cache_clear()
-        return provenance.code_hash("wsgm.sde")
+        code_version.clear_cache()
+        return code_version.code_hash("wsgm.sde")
 
     before = sde_hash()
     path = pkg / "sde.py"
@@ -99,8 +99,46 @@ def test_code_hash_ignores_comments_and_docstrings(tmp_path, monkeypatch):
     assert sde_hash() == before
     path.write_text(text.replace("return -0.5 * self.beta(t)", "return -0.25 * self.beta(t)", 1))
     changed = sde_hash()
-    provenance.code_hash.cache_clear()
+    code_version.clear_cache()
     assert changed != before
+
+
+def test_each_stage_hashes_the_code_it_runs_and_no_other(tmp_path, monkeypatch):
+    """A stage's code version covers its module, its CLI command and the shared runtime
+    (provenance, atomic writes): a real edit of any of them reruns exactly the stages that run it."""
+    from wsgm import specs
+
+    pkg = tmp_path / "wsgm"
+    shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code_version, "PACKAGE_ROOT", pkg)
+    stages = ["dataset:gaussian", "decompose", "train", "sample", "reference", "evaluate", "report",
+              "inverse_evaluate"]
+
+    def versions():
+        code_version.clear_cache()
+        return {s: specs._code(s) for s in stages}
+
+    def changed_by(path: str, old: str, new: str) -> set[str]:
+        before = versions()
+        f = pkg / path
+        text = f.read_text()
+        assert old in text, old
+        f.write_text(text.replace(old, new, 1))
+        after = versions()
+        f.write_text(text)
+        return {s for s in stages if after[s] != before[s]}
+
+    assert changed_by("provenance.py", 'SUFFIX = ".prov.json"', 'SUFFIX = ".prov2.json"') == set(stages)
+    assert changed_by("atomic.py", "import os", "import os\nimport sys") == set(stages)
+    assert changed_by("cli.py", "def cmd_train(args):\n", "def cmd_train(args):\n    pass\n") == {"train"}
+    assert changed_by("cli.py", "def cmd_sample(args):\n", "def cmd_sample(args):\n    pass\n") == {"sample"}
+    assert changed_by("cli.py", "def main(argv", "def _x():\n    pass\n\n\ndef main(argv") == set(stages)
+    assert changed_by("samplers.py", "import numpy as np", "import numpy as np\nimport sys") == \
+        {"sample", "inverse_evaluate"}  # inverse scoring rebuilds the task, which names the samplers
+    assert changed_by("cli.py", "def cmd_evaluate_inverse(args, spec, cfg):\n",
+                      "def cmd_evaluate_inverse(args, spec, cfg):\n    pass\n") == {"inverse_evaluate"}
+    assert changed_by("train.py", "import copy", "import copy\nimport sys") == {"train"}
+    code_version.clear_cache()
 
 
 def test_device_cuda_without_gpu_is_a_clear_error(tiny_store, tiny_config, tmp_path, capsys):

@@ -144,20 +144,19 @@ def cmd_sample(args):
               lambda t: sample_to_store(spec, store, models, t["samples"], device, truth, args.offset), str(device))
 
 
-def _bin_width(text: str | None) -> float | None:
-    if text is None:
-        return None
-    if text == "8bit":
-        from wsgm.likelihood import BIN_8BIT
-
-        return BIN_8BIT
-    try:
-        return float(text)
-    except ValueError:
-        raise UserError(f"--bin-width {text!r} is neither a number (data units) nor 8bit") from None
-
-
 def cmd_likelihood(args):
+    def _bin_width(text: str | None) -> float | None:
+        if text is None:
+            return None
+        if text == "8bit":
+            from wsgm.likelihood import BIN_8BIT
+
+            return BIN_8BIT
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"--bin-width {text!r} is neither a number (data units) nor 8bit") from None
+
     from wsgm.likelihood import likelihood_of_images
 
     spec, cfg = _spec(args, lambda cfg: specs.likelihood(
@@ -204,21 +203,27 @@ def cmd_evaluate(args):
 
     spec, cfg = _spec(args, build)
     if "inverse" in spec:  # inverse-problem stores: the same metrics plus the measurement errors
-        from wsgm.evaluate_inverse import evaluate_inverse as evaluate
+        return cmd_evaluate_inverse(args, spec, cfg)
+    from wsgm.evaluate import evaluate
 
-        task = spec["inverse"]["name"]
-        default_samples = specs.inverse_path(spec["experiment"], task, spec["steps"])
-        default_out = specs.inverse_metrics_path(spec["experiment"], task, spec["steps"])
-    else:
-        from wsgm.evaluate import evaluate
+    _score(args, spec, cfg, evaluate, specs.samples_path(spec["experiment"], spec["steps"]),
+           specs.metrics_path(spec["experiment"], spec["steps"]))
 
-        default_samples = specs.samples_path(spec["experiment"], spec["steps"])
-        default_out = specs.metrics_path(spec["experiment"], spec["steps"])
+
+def cmd_evaluate_inverse(args, spec, cfg):
+    from wsgm.evaluate_inverse import evaluate_inverse
+
+    task = spec["inverse"]["name"]
+    _score(args, spec, cfg, evaluate_inverse, specs.inverse_path(spec["experiment"], task, spec["steps"]),
+           specs.inverse_metrics_path(spec["experiment"], task, spec["steps"]))
+
+
+def _score(args, spec: dict, cfg, evaluate: Callable, default_samples: str, default_out: str) -> None:
+    """The evaluate stage around ``evaluate`` (plain or inverse-problem scoring)."""
     samples = Path(args.samples or default_samples)
     data = Path(args.data or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
     reference = Path(args.reference or specs.reference_path(cfg, spec["experiment"]))
     out = Path(args.out or default_out)
-
     device = _device(spec)
 
     def work(t):

@@ -9,7 +9,6 @@ so an output or input replaced by hand is detected.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import datetime as _dt
 import logging
@@ -65,68 +64,7 @@ def content_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-# --- code version -----------------------------------------------------------------------------
-
-def _module_file(name: str) -> Path | None:
-    parts = name.split(".")[1:]
-    if not parts:
-        return PACKAGE_ROOT / "__init__.py"
-    rel = Path(*parts)
-    for cand in (PACKAGE_ROOT / rel.with_suffix(".py"), PACKAGE_ROOT / rel / "__init__.py"):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _wsgm_imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "wsgm"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "wsgm":
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}
-    return found
-
-
-def _without_docstrings(tree: ast.AST) -> ast.AST:
-    """The tree with the docstrings of its module, classes and functions removed."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-def code_fingerprint(source: str) -> str:
-    """What a code hash sees of a module: its syntax tree without docstrings. Comments, blank
-    lines, line breaks and docstrings change nothing; any change to what runs changes it."""
-    return ast.dump(_without_docstrings(ast.parse(source)), include_attributes=False)
-
-
-@functools.cache
-def code_hash(module: str) -> str:
-    """Hash of a wsgm module's code and of every wsgm module it imports, transitively (each as its
-    :func:`code_fingerprint`, so editing a comment or a docstring reruns nothing)."""
-    seen: dict[str, Path] = {}
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = _module_file(name)
-        if path is None:
-            continue  # an imported name (function/class), not a module
-        seen[name] = path
-        todo.extend(_wsgm_imports(path))
-    h = hashlib.sha256()
-    for name in sorted(seen):
-        h.update(name.encode() + b"\0" + code_fingerprint(seen[name].read_text()).encode() + b"\0")
-    return h.hexdigest()[:16]
-
+# --- code version: git state (the stage code hash is wsgm.code_version's) ---------------
 
 @functools.cache
 def git_state() -> dict:

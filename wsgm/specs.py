@@ -13,7 +13,7 @@ import re
 
 from wsgm import samplers
 from wsgm import sde as sde_lib
-from wsgm.provenance import code_hash
+from wsgm.code_version import stage_code_hash
 from wsgm.steps import Steps
 
 DATASET_KEYS = {
@@ -42,6 +42,11 @@ STAGE_MODULES = {
     "inverse_evaluate": "wsgm.evaluate_inverse",
     "likelihood": "wsgm.likelihood",
 }
+# The CLI function each stage runs through (part of its code version).
+STAGE_COMMANDS = {"dataset": "cmd_dataset", "fetch": "cmd_fetch", "decompose": "cmd_decompose",
+                  "train": "cmd_train", "sample": "cmd_sample", "evaluate": "cmd_evaluate",
+                  "report": "cmd_report", "reference": "cmd_reference", "inverse_evaluate": ("cmd_evaluate", "cmd_evaluate_inverse"),
+                  "likelihood": "cmd_likelihood"}
 INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
 
 RESULTS = "results"
@@ -49,7 +54,13 @@ RESOURCES = "resources"
 
 
 def _code(stage: str) -> str:
-    return code_hash(STAGE_MODULES[stage])
+    """The code version of a stage: every module it runs, its CLI command included."""
+    return stage_code_hash(STAGE_MODULES[stage], STAGE_COMMANDS[stage.split(":")[0]])
+
+
+def paper_code() -> str:
+    """The code version of the paper bench (`wsgm paper`, the rule `paper`)."""
+    return stage_code_hash("wsgm.paper", "cmd_paper")
 
 
 def as_json(spec: dict) -> str:

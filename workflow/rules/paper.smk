@@ -1,6 +1,6 @@
 # The paper's claims with exact Gaussian scores (issue 8): not part of `rule all`.
 # `snakemake --cores 2 paper` (the same as `python bench/paper.py`); reruns when config/paper.yaml
-# or the code of wsgm.paper and its wsgm imports change.
+# or the code `wsgm paper` runs changes (wsgm.paper, its imports, its CLI entry).
 rule paper:
     input:
         "config/paper.yaml",
@@ -10,7 +10,7 @@ rule paper:
         sde=f"{specs.BENCH_DIR}/paper_sde.json",
         figures=expand(f"{specs.BENCH_DIR}/paper_{{name}}.png", name=["gaussian", "cost", "sde"]),
     params:
-        code=specs.code_hash("wsgm.paper"),
+        code=specs.paper_code(),
     conda:
         ENV
     log:
