@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -83,17 +85,46 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
     return meta
 
 
+REQUIRED = ("features", "mu", "sigma", "power2d", "power", "quantiles")  # written at every level
+OPTIONAL = ("exact2d", "phi4", "energy", "magnetization", "phi4_moments")
+
+
+class ReferenceFileError(StoreError):
+    """A reference statistics file that cannot be read (truncated, corrupt, incomplete)."""
+
+
 def load(path: Path) -> tuple[dict, dict[int, dict]]:
-    """(meta, {k: level dict}) of a reference file."""
+    """(meta, {k: level dict}) of a reference file; a damaged or incomplete one is one
+    :class:`ReferenceFileError` naming it and the fix (delete it and its record, rerun)."""
+    from wsgm.nets.load import damaged
+
+    path = Path(path)
+
+    def error(reason: str) -> ReferenceFileError:
+        return ReferenceFileError(damaged(path, f"is not a readable reference statistics file ({reason})",
+                                      "rerun `snakemake` (or `wsgm reference`), which recomputes it"))
+
+    if not path.is_file():
+        raise ReferenceFileError(f"reference statistics file {path} does not exist. Fix: rerun `snakemake` "
+                             "(or `wsgm reference`), which computes it")
     try:
-        with np.load(path) as npz:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise error("a bare .npy array, not the .npz `wsgm reference` writes")
+        with npz:
             meta = json.loads(str(npz["meta"]))
-            levels = {k: {name: npz[f"{name}{k}"] for name in
-                          ("features", "mu", "sigma", "power2d", "power", "quantiles", "exact2d",
-                           "phi4", "energy", "magnetization", "phi4_moments")
-                          if f"{name}{k}" in npz}
-                      for k in range(meta["J"] + 1)}
-    except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(f"{path} is not a reference statistics file ({exc}). Fix: delete it and "
-                         "rerun `wsgm reference`") from None
+            if not isinstance(meta, dict) or not isinstance(meta.get("J"), int):
+                raise error("its meta entry is not the one `wsgm reference` writes")
+            levels = {}
+            for k in range(meta["J"] + 1):
+                missing = [f"{name}{k}" for name in REQUIRED if f"{name}{k}" not in npz]
+                if missing:
+                    raise error(f"incomplete: no {', '.join(missing)}")
+                levels[k] = {name: npz[f"{name}{k}"] for name in REQUIRED + OPTIONAL if f"{name}{k}" in npz}
+    except (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        if isinstance(exc, KeyError):
+            reason = f"no entry {reason}"
+        raise error(f"truncated or corrupt: {reason}") from None
     return meta, levels

@@ -7,7 +7,10 @@ the ε error by g²/s² (Song et al.'s likelihood weighting); times follow the p
 Batches stream from the per-scale Zarr store whole chunks at a time (``wsgm.batches``).
 Checkpoints hold model, EMA, optimizer, RNG states and the spec; a restarted job resumes from the
 last one and ends with the same weights as an uninterrupted run; a checkpoint made for another
-experiment, scale or config is refused (named in the log) and training starts afresh.
+experiment, scale or config is refused (named in the log) and training starts afresh. A damaged
+checkpoint (truncated, corrupt, or not fitting the model) is set aside as ``<checkpoint>.corrupt``
+(an atomic rename, named with the reason in a log warning) and training restarts from step 0, so
+the job still succeeds, with the weights of an uninterrupted run.
 SIGTERM/SIGUSR1 (SLURM time limit, preemption) and SIGINT (Ctrl-C) save a checkpoint before
 exiting. Under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP (NCCL on CUDA, gloo on CPU);
 rank 0 alone writes checkpoints and weights.
@@ -33,7 +36,7 @@ from wsgm.batches import ChunkBatches, loader
 from wsgm.errors import Interrupted, UserError
 from wsgm.losses import DSMLoss
 from wsgm.nets import UNet
-from wsgm.nets.load import net_kwargs
+from wsgm.nets.load import READ_ERRORS, net_kwargs, short_reason
 from wsgm.provenance import spec_hash
 from wsgm.runtime import derive_seed
 
@@ -74,19 +77,50 @@ def _dist() -> tuple[int, int]:
     return dist.get_rank(), world
 
 
+STATE_KEYS = ("spec_hash", "step", "model", "ema", "opt", "losses", "gen", "torch_rng")
+
+
 class Checkpoint:
     """The resumable state of one training job (model, EMA, optimizer, RNGs, losses, step) in one
-    file outside the rule's declared outputs; only a checkpoint made by the very same spec is used."""
+    file outside the rule's declared outputs; only a checkpoint made by the very same spec is used.
+    A damaged one is set aside (``<checkpoint>.corrupt``) and training starts from step 0."""
 
     def __init__(self, path: Path, spec: dict) -> None:
         self.path, self.spec, self.key = Path(path), spec, spec_hash(spec)
 
+    @property
+    def aside(self) -> Path:
+        """Where a damaged checkpoint is moved (kept for inspection; delete it at will)."""
+        return self.path.with_name(self.path.name + ".corrupt")
+
+    def set_aside(self, reason: str) -> None:
+        """Rename a damaged checkpoint to :attr:`aside` (atomically; replaces an older one) and say so."""
+        try:
+            os.replace(self.path, self.aside)
+        except FileNotFoundError:  # another DDP rank set it aside first
+            pass
+        log.warning("checkpoint %s is damaged (%s): set aside as %s; training restarts from step 0 and "
+                    "ends with the same weights as an uninterrupted run (delete %s once inspected)",
+                    self.path, reason, self.aside, self.aside)
+
     def load(self, device: torch.device) -> dict | None:
-        """The saved state if this spec made it; otherwise None, saying why."""
+        """The saved state if this spec made it; otherwise None, saying why (a damaged file is set
+        aside)."""
         if not self.path.is_file():
             return None
-        state = torch.load(self.path, map_location=device, weights_only=True)
+        try:
+            state = torch.load(self.path, map_location=device, weights_only=True)
+        except READ_ERRORS as exc:
+            self.set_aside(short_reason(exc))
+            return None
+        if not isinstance(state, dict):
+            self.set_aside(f"it holds a {type(state).__name__}, not a training state")
+            return None
         if state.get("spec_hash") == self.key:
+            missing = [k for k in STATE_KEYS if k not in state]
+            if missing:
+                self.set_aside(f"no {', '.join(missing)}")
+                return None
             return state
         theirs = f"experiment {state.get('experiment', '?')!r} scale {state.get('scale', '?')} " \
                  f"(spec {str(state.get('spec_hash'))[:12]})"
@@ -103,8 +137,13 @@ class Checkpoint:
                  "torch_rng": torch.get_rng_state()}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+        try:
+            with atomic_path(self.path) as tmp:
+                torch.save(state, tmp)
+        except OSError as exc:
+            raise TrainingError(f"cannot write checkpoint {self.path} ({exc}). Fix: free space on its disk "
+                                "(or pass --checkpoint elsewhere) and rerun; training resumes from the last "
+                                "checkpoint written") from None
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -200,7 +239,12 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
     start = 0
     state = ckpt.load(device)
     if state is not None:
-        losses, start = restore(state, model, ema, opt, gen, device)
+        try:
+            losses, start = restore(state, model, ema, opt, gen, device)
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            ckpt.set_aside(f"it does not fit this run's model or optimizer: {reason}")
+            return train(spec, store, out, checkpoint, device)  # afresh: model, RNGs and data order
         log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
     net = model
     if world > 1:
