@@ -10,8 +10,8 @@ take, too few images for a metric, an inverse task's mask off the Haar blocks) a
 
 What makes a metric statistically meaningless without making it undefined (FID from fewer
 images than max(2d, 50), KID subsets under 50; see :mod:`wsgm.metrics.sample_sizes`) is a
-warning: :func:`warnings` lists them, :func:`check` prints them (on stderr: at planning and in
-`wsgm check-config`).
+warning: :func:`warnings` lists them, :func:`check` prints them on stderr (at planning, from
+workflow/rules/common.smk), and `wsgm check-config` too.
 """
 
 from __future__ import annotations
@@ -444,11 +444,11 @@ def _share_models(experiments: Any) -> None:
                 exp[k] = copy.deepcopy(target[k])
 
 
-def _print_warning(message: str) -> None:
+def print_warning(message: str) -> None:
     print(f"wsgm: {message}", file=sys.stderr)
 
 
-def check(config: dict, warn: Callable[[str], None] | None = _print_warning) -> dict:
+def check(config: dict, warn: Callable[[str], None] | None = print_warning) -> dict:
     """Return a validated copy of ``config`` with every default filled in; raise ConfigError.
     Each warning (see :func:`warnings`) is passed to ``warn`` (default: printed on stderr)."""
     cfg, found = _checked(config)
@@ -482,8 +482,10 @@ def _checked(config: dict) -> tuple[dict, list[str]]:
     return cfg, found
 
 
-def load(path: str | Path, overrides: dict | None = None) -> dict:
-    """Read a YAML config file, apply nested ``overrides`` and check it."""
+def load(path: str | Path, overrides: dict | None = None, warn: Callable[[str], None] | None = None) -> dict:
+    """Read a YAML config file, apply nested ``overrides`` and check it. Warnings go to ``warn``:
+    none by default (a stage job's config was checked, and warned about, at planning);
+    `wsgm check-config` passes :func:`print_warning`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist. Fix: pass --config with an existing file")
@@ -503,7 +505,7 @@ def load(path: str | Path, overrides: dict | None = None) -> dict:
                           "experiments: sections (see config/README.md and config/test.yaml)")
     if overrides:
         raw = merge(raw or {}, overrides)
-    return check(raw)
+    return check(raw, warn)
 
 
 def merge(base: dict, update: dict) -> dict:
