@@ -270,7 +270,7 @@ def cmd_check_config(args):
         return 0
     if not args.config:
         raise UserError("give a config file to check (or --reference for the key reference)")
-    cfg = config_lib.load(args.config)
+    cfg = config_lib.load(args.config, warn=config_lib.print_warning)  # warnings on stderr
     print(f"{args.config}: ok ({len(cfg['datasets'])} dataset(s), {len(cfg['experiments'])} experiment(s))")
     if args.show:
         print(json.dumps(cfg, indent=2))

@@ -3,8 +3,15 @@
 The same schema is enforced by the Snakefile (``snakemake.utils.validate``) and by the CLI; this
 module adds the defaults (including inside named entries, which Snakemake's validator skips),
 turns the first schema violation into one message naming the key and the fix, and checks what a
-schema cannot express (an experiment naming a missing dataset, J too large for the image size)
-and resolves `models_from` (an experiment sharing another one's trained models).
+schema cannot express (an experiment naming a missing dataset, J too large for the image size,
+a float such as 30.0 where the schema says integer, image sides the FID feature extractor cannot
+take, too few images for a metric, an inverse task's mask off the Haar blocks) and resolves
+`models_from` (an experiment sharing another one's trained models).
+
+What makes a metric statistically meaningless without making it undefined (FID from fewer
+images than max(2d, 50), KID subsets under 50; see :mod:`wsgm.metrics.sample_sizes`) is a
+warning: :func:`warnings` lists them, :func:`check` prints them on stderr (at planning, from
+workflow/rules/common.smk), and `wsgm check-config` too.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ from __future__ import annotations
 import copy
 import json
 import functools
+import numbers
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +29,7 @@ import jsonschema
 import yaml
 
 from wsgm.errors import UserError
+from wsgm.metrics import sample_sizes as sizes
 from wsgm.steps import Steps
 
 # Shipped inside the package (package data), so an installed wsgm validates configs too;
@@ -93,6 +104,64 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return f"config error at '{key}': {error.message}{hint}. Fix: change the value to satisfy this"
 
 
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "number" if isinstance(value, numbers.Number) else "other"
+
+
+def _check_integers(value: Any, node: dict, path: tuple = ()) -> None:
+    """Every value at a schema node of type integer is a real integer: jsonschema's "integer"
+    accepts 30.0 (a float with no fractional part), which then crashes the job that reads it."""
+    node = _resolve_ref(node)
+    for branch in node.get("oneOf", []) + node.get("anyOf", []):
+        branch = _resolve_ref(branch)
+        types = branch.get("type", [])
+        types = {types} if isinstance(types, str) else set(types)
+        kind = _json_kind(value)
+        if kind in types or (kind == "number" and "integer" in types):
+            _check_integers(value, branch, path)
+            break
+    if node.get("type") == "integer" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        key = ".".join(map(str, path)) or "(top level)"
+        example = int(value) if isinstance(value, float) and value.is_integer() else 1
+        raise ConfigError(
+            f"config error at '{key}': {value!r} is not an integer (the schema's type is integer; YAML "
+            f"reads {value!r} as a {type(value).__name__}). Fix: write an integer without a decimal "
+            f"point, e.g. {example}")
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        for key, sub in value.items():
+            if key in props:
+                _check_integers(sub, props[key], (*path, key))
+            elif isinstance(extra, dict):
+                _check_integers(sub, extra, (*path, key))
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for i, sub in enumerate(value):
+            _check_integers(sub, node["items"], (*path, i))
+
+
+CIFAR10_IMAGES = {"train": 50000, "test": 10000, "all": 60000}
+
+
+def dataset_count(ds: dict) -> tuple[int | None, str]:
+    """(number of images, the key that sets it) of a dataset, known before it is built; None when
+    the files decide (npz, images without limit)."""
+    if ds["kind"] in ("gaussian", "phi4"):
+        return ds["n"], "n"
+    if ds["kind"] == "cifar10":
+        total = CIFAR10_IMAGES[ds["split"]]
+        return (ds["limit"], "limit") if 0 < ds["limit"] < total else (total, "split")
+    if ds["kind"] == "images" and ds["limit"]:
+        return ds["limit"], "limit"
+    return None, "limit"
+
+
 def _check_datasets(datasets: dict) -> None:
     for name, ds in datasets.items():
         key = f"datasets.{name}"
@@ -115,9 +184,17 @@ def _check_datasets(datasets: dict) -> None:
         if ds["kind"] == "phi4" and ds["channels"] != 1:
             raise ConfigError(f"config error at '{key}.channels': the φ⁴ field is a single channel. Fix: "
                               "set channels: 1")
+        count, count_key = dataset_count(ds)
+        if count is not None and count < sizes.MIN_SAMPLES:
+            raise ConfigError(
+                f"config error at '{key}.{count_key}': {count} image(s) cannot be scored: the reference "
+                f"statistics and the data floor compare distributions and need at least "
+                f"{sizes.MIN_SAMPLES} images (with 1, FID's covariance is NaN and evaluate fails). "
+                f"Fix: set {count_key} to at least {sizes.MIN_SAMPLES} "
+                f"({sizes.MIN_MEANINGFUL}+ for meaningful metrics)")
 
 
-def _check_semantics(cfg: dict) -> None:
+def _check_semantics(cfg: dict, warnings: list[str], inverse_explicit: bool = True) -> None:
     datasets = cfg["datasets"]
     _check_datasets(datasets)
     for name, exp in cfg["experiments"].items():
@@ -160,7 +237,74 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(
                 f"config error at '{key}.net.channel_mult': {levels} levels need image sides "
                 f"divisible by {need}, but the coarsest scale is {size // 2**J}. Fix: use fewer levels")
+        _check_feature_sides(cfg, name, exp)
+        _check_counts(cfg, name, exp, warnings)
     _check_inverse(cfg)
+    _check_inverse_alignment(cfg, warnings, inverse_explicit)
+
+
+def _check_feature_sides(cfg: dict, name: str, exp: dict) -> None:
+    """The reference stage computes FID features at every resolution k = 0..J (sides size/2^k,
+    each a whole number: the J check above) whatever the metrics: wsgm-fields takes sides 2^a and
+    3·2^a only (it halves while the side is >= 4, needing an even side each time)."""
+    if cfg["fid"]["extractor"] != sizes.FIELDS:
+        return
+    ds_name = exp["dataset"]
+    size = cfg["datasets"][ds_name]["size"]
+    for k in range(exp["J"] + 1):
+        side = size // 2**k
+        if not sizes.fields_side_ok(side):
+            lo, hi = sizes.nearest_fields_sides(size)
+            raise ConfigError(
+                f"config error at 'datasets.{ds_name}.size': fid.extractor {sizes.FIELDS} cannot take the "
+                f"{side}x{side} images of experiment {name!r} at resolution {k} (size {size}, J={exp['J']}): "
+                f"it halves each side while it is at least {sizes.FIELDS_MIN_SIDE} and needs it even each "
+                f"time, so sides must be 2^a or 3·2^a. Fix: set size to {lo} or {hi}, or use fid.extractor: "
+                f"{sizes.IDENTITY} (or {sizes.INCEPTION})")
+
+
+def _check_counts(cfg: dict, name: str, exp: dict, warnings: list[str]) -> None:
+    """Images on each side of every comparison evaluate makes: the samples (n_samples), the
+    reference statistics (the dataset's first min(images, fid.n_reference)) and the data floor
+    (its first min(images, n_samples)). Fewer than 2 is an error; FID/KID warnings as documented
+    in :mod:`wsgm.metrics.sample_sizes`."""
+    ds_name, fid = exp["dataset"], cfg["fid"]
+    ds = cfg["datasets"][ds_name]
+    n_samples = exp["sampling"]["n_samples"]
+    samples_key = f"experiments.{name}.sampling.n_samples"
+    if n_samples < sizes.MIN_SAMPLES:
+        raise ConfigError(
+            f"config error at '{samples_key}': {n_samples} sample(s) cannot be scored: every metric "
+            f"compares two distributions and needs at least {sizes.MIN_SAMPLES} images on each side (with "
+            f"1, FID's covariance is NaN and evaluate fails after training). Fix: set n_samples to at "
+            f"least {sizes.MIN_SAMPLES} ({sizes.MIN_MEANINGFUL}+ for meaningful metrics)")
+    count, count_key = dataset_count(ds)
+    data_key = f"datasets.{ds_name}.{count_key}"
+    sides = [(n_samples, samples_key)]  # (images, the key that sets them), smallest first wins ties
+    if count is not None and count < fid["n_reference"]:
+        sides.append((count, data_key))
+    else:
+        sides.append((fid["n_reference"], "fid.n_reference"))
+    if count is not None and count < n_samples:
+        sides.append((count, data_key))
+    counts = (f"samples {n_samples}, reference {min(count or fid['n_reference'], fid['n_reference'])}, "
+              f"data floor {min(count or n_samples, n_samples)}")
+    n, key = min(sides, key=lambda s: s[0])
+    size, channels = ds["size"], ds["channels"]
+    if "fid" in exp["metrics"]:
+        d = sizes.feature_dim(fid["extractor"], size, channels)
+        if why := sizes.frechet_warning(n, d):
+            warnings.append(
+                f"config warning at '{key}': experiment {name!r}: {why}; d = {d} for {fid['extractor']} "
+                f"features of {channels}x{size}x{size} images (resolution 0; {counts}). Fix: raise it to "
+                f"{max(2 * d, sizes.MIN_MEANINGFUL)} or more, or drop fid from experiments.{name}.metrics")
+    if "kid" in exp["metrics"]:
+        m, m_key = min([*sides, (fid["kid_subset_size"], "fid.kid_subset_size")], key=lambda s: s[0])
+        if why := sizes.kid_warning(m):
+            warnings.append(
+                f"config warning at '{m_key}': experiment {name!r}: {why} (kid_subset_size "
+                f"{fid['kid_subset_size']}, capped at the images on each side: {counts}). Fix: raise it "
+                f"to {sizes.MIN_MEANINGFUL} or more, or drop kid from experiments.{name}.metrics")
 
 
 def _check_steps(where: str, steps) -> None:
@@ -188,6 +332,72 @@ def _check_inverse(cfg: dict) -> None:
                 raise ConfigError(f"config error at 'inverse.tasks': colorize needs 3-channel images, experiment "
                                   f"{name!r} has {channels}. Fix: drop colorize, or list only 3-channel "
                                   "experiments in inverse.experiments")
+
+
+def inverse_problems(cfg: dict) -> list[str]:
+    """Why each configured inverse task does not fit an experiment that solves it (the checks of
+    wsgm.inverse's Inpaint.mask/check and SuperRes.check, computed from the specs' task sizes
+    without building the tasks), as config messages (tests/test_config_checks.py compares them
+    with the real tasks)."""
+    from wsgm import specs
+
+    inv, out = cfg["inverse"], []
+    for name in inv["experiments"] or list(cfg["experiments"]):
+        exp = cfg["experiments"][name]
+        J, wavelet = exp["J"], exp["wavelet"]
+        size = cfg["datasets"][exp["dataset"]]["size"]
+        b = 2**J
+        for task in inv["tasks"]:
+            if task == "colorize":
+                continue  # _check_inverse
+            spec = specs.inverse_task(cfg, name, task)
+            where = f"inverse task {task} for experiment {name!r} ({size}x{size} images, J={J})"
+            if spec["kind"] == "superres":
+                levels = spec["levels"]
+                if levels < 1 or size % 2**levels:
+                    out.append(f"config error at 'inverse.superres_levels': {where}: a low-pass of {levels} "
+                               f"level(s) does not fit (size must be divisible by 2^{levels}). Fix: set "
+                               "inverse.superres_levels to fewer levels, or list fitting experiments in "
+                               "inverse.experiments")
+                elif J > 0 and wavelet != spec["wavelet"]:
+                    out.append(f"config error at 'experiments.{name}.wavelet': {where}: the super-resolution "
+                               f"low-pass is {spec['wavelet']} (the deepest experiment's wavelet), this experiment "
+                               f"uses {wavelet}. Fix: use one wavelet in the inverse experiments, or list "
+                               "matching experiments in inverse.experiments")
+                continue
+            if J > 0 and wavelet != "haar":
+                out.append(f"config error at 'experiments.{name}.wavelet': {where}: inpainting scale by scale "
+                           f"needs Haar blocks, this experiment uses {wavelet}. Fix: use wavelet: haar, or drop "
+                           f"{task} from inverse.tasks")
+            elif spec["mask"] == "center":
+                side, lo = spec["side"], (size - spec["side"]) // 2
+                if not 0 < side < size:
+                    out.append(f"config error at 'inverse.hole': {where}: the centred hole, aligned on the "
+                               f"{2 * b}-pixel blocks of the deepest J, has side {side}, outside 1..{size - 1}. "
+                               f"Fix: use larger images or a smaller deepest J, or drop {task} from "
+                               "inverse.tasks")
+                elif J > 0 and (lo % b or side % b):
+                    out.append(f"config error at 'inverse.hole': {where}: the centred hole of side {side} at "
+                               f"offset {lo} is not on the {b}x{b} Haar blocks. Fix: change inverse.hole, or "
+                               f"drop {task} from inverse.tasks")
+            else:
+                block = spec["block"]
+                if block < 1 or size % block or (J > 0 and block % b):
+                    out.append(f"config error at 'inverse.block': {where}: blocks of side {block} must divide "
+                               f"the image side {size}" + (f" and be a multiple of 2^J = {b}" if J else "")
+                               + f". Fix: set inverse.block to such a side (0 = 2^J of the deepest "
+                               "experiment), or drop inpaint_blocks from inverse.tasks")
+    return out
+
+
+def _check_inverse_alignment(cfg: dict, warnings: list[str], explicit: bool) -> None:
+    """An inverse task that cannot run is an error where the config asks for inverse problems (an
+    `inverse` section, or in_all), otherwise a warning (`snakemake inverse` would fail)."""
+    problems = inverse_problems(cfg)
+    if problems and (explicit or cfg["inverse"]["in_all"]):
+        raise ConfigError(problems[0])
+    warnings += [p.replace("config error", "config warning", 1) + " (only `snakemake inverse` needs it)"
+                 for p in problems]
 
 
 # What determines an experiment's trained models: an experiment with `models_from: OTHER` takes
@@ -234,10 +444,31 @@ def _share_models(experiments: Any) -> None:
                 exp[k] = copy.deepcopy(target[k])
 
 
-def check(config: dict) -> dict:
-    """Return a validated copy of ``config`` with every default filled in; raise ConfigError."""
+def print_warning(message: str) -> None:
+    print(f"wsgm: {message}", file=sys.stderr)
+
+
+def check(config: dict, warn: Callable[[str], None] | None = print_warning) -> dict:
+    """Return a validated copy of ``config`` with every default filled in; raise ConfigError.
+    Each warning (see :func:`warnings`) is passed to ``warn`` (default: printed on stderr)."""
+    cfg, found = _checked(config)
+    if warn is not None:
+        for message in found:
+            warn(message)
+    return cfg
+
+
+def warnings(config: dict) -> list[str]:
+    """The warnings of a valid config: metrics that would be statistically meaningless, inverse
+    tasks that would fail where the config does not ask for inverse problems."""
+    return _checked(config)[1]
+
+
+def _checked(config: dict) -> tuple[dict, list[str]]:
     if not isinstance(config, dict):
-        raise ConfigError("config error: the config file must be a mapping of keys to values")
+        raise ConfigError("config error: the config file must be a mapping of keys to values. Fix: "
+                          "write its keys (datasets:, experiments:, ...) at the top level")
+    explicit = "inverse" in config
     config = copy.deepcopy(config)
     _share_models(config.get("experiments"))
     cfg = _fill_defaults(config, schema())
@@ -245,22 +476,36 @@ def check(config: dict) -> dict:
     error = jsonschema.exceptions.best_match(validator.iter_errors(cfg))
     if error is not None:
         raise ConfigError(_schema_message(error))
-    _check_semantics(cfg)
-    return cfg
+    _check_integers(cfg, schema())
+    found: list[str] = []
+    _check_semantics(cfg, found, explicit)
+    return cfg, found
 
 
-def load(path: str | Path, overrides: dict | None = None) -> dict:
-    """Read a YAML config file, apply nested ``overrides`` and check it."""
+def load(path: str | Path, overrides: dict | None = None, warn: Callable[[str], None] | None = None) -> dict:
+    """Read a YAML config file, apply nested ``overrides`` and check it. Warnings go to ``warn``:
+    none by default (a stage job's config was checked, and warned about, at planning);
+    `wsgm check-config` passes :func:`print_warning`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist. Fix: pass --config with an existing file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
+        opened = getattr(exc, "context_mark", None)
+        if getattr(exc, "context", None) and opened is not None and opened is not mark:
+            what += f", {exc.context} at line {opened.line + 1}, column {opened.column + 1}"
+        raise ConfigError(f"config file {where}: not valid YAML ({what}). Fix: correct the syntax at "
+                          "that line and column (indentation, a missing ':' or closing bracket, quotes)") from None
+    if raw is None and not overrides:
+        raise ConfigError(f"config file {path} is empty (or only comments). Fix: write its datasets: and "
+                          "experiments: sections (see config/README.md and config/test.yaml)")
     if overrides:
-        raw = merge(raw, overrides)
-    return check(raw)
+        raw = merge(raw or {}, overrides)
+    return check(raw, warn)
 
 
 def merge(base: dict, update: dict) -> dict:

@@ -4,7 +4,9 @@ Resolution k (0 = final image, k = 1..J = the cascade's intermediate low-passes 
 with the level-k low-pass of the real data summarized in the reference file (``wsgm reference``).
 Each primary metric also gets a ``<metric>_data_floor``: the same metric for as many real images
 as there are samples (the first ones of the dataset, the only part of it read here), i.e. the
-value a perfect sampler would get from sampling noise alone.
+value a perfect sampler would get from sampling noise alone. ``warnings`` lists the metrics that
+too few images make statistically meaningless (FID from fewer than max(2d, 50), KID subsets under
+50: :mod:`wsgm.metrics.sample_sizes`), as the config check warned at planning.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from wsgm.errors import UserError
 from wsgm.metrics import fid as fid_lib
 from wsgm.metrics.physics import DEFINITIONS as PHYSICS_DEFINITIONS
 from wsgm.metrics.physics import PHYSICS
+from wsgm.metrics.sample_sizes import metric_warnings
 from wsgm.steps import Steps
 
 log = logging.getLogger("wsgm.evaluate")
@@ -108,6 +111,13 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
         scales[str(k)] = {"size": int(x.shape[-1]), "metrics": metrics, "spectra": spectra}
         log.info("x%d (%dx%d): %s", k, x.shape[-1], x.shape[-1],
                  ", ".join(f"{m}={v:.4g}" for m, v in metrics.items() if isinstance(v, float)))
+    warnings = []
+    if {"fid", "kid"} & set(spec["metrics"]):
+        counts = {"samples": int(n), "reference": int(meta["n"]), "data floor": int(len(real0))}
+        warnings = metric_warnings(spec["metrics"], int(len(levels[0]["mu"])), counts,
+                                   spec["fid"]["kid_subset_size"])
+        for message in warnings:
+            log.warning("%s", message)
     cost = dict(group.attrs.get("cost", {}))
     final = scales["0"]
     defs = {m: d for m, d in DEFINITIONS.items() if m in final["metrics"] or m.startswith("<")}
@@ -116,5 +126,6 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
             "steps_per_scale": per_scale, "n_samples": int(n), "n_reference": meta["n"],
             "mode": group.attrs.get("mode", "generate"), "extractor": meta["extractor"],
             "metrics": final["metrics"], "spectra": final["spectra"], "scales": scales,
-            "definitions": defs, "cost": cost, "evaluate_wall_s": time.perf_counter() - t0}
+            "definitions": defs, "warnings": warnings, "cost": cost,
+            "evaluate_wall_s": time.perf_counter() - t0}
 

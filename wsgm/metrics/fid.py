@@ -36,6 +36,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 
 from wsgm import wavelets
 from wsgm.errors import UserError
+from wsgm.metrics.sample_sizes import feature_dim, fields_side_ok, frechet_tolerance
 from wsgm.metrics.spectrum import shell_index
 
 INCEPTION = "inception-v3-compat"
@@ -196,7 +197,20 @@ def statistics(feats: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def frechet(stats_a: dict, stats_b: dict) -> float:
-    return float(fid_statistics_to_metric(stats_a, stats_b, verbose=False)["frechet_inception_distance"])
+    value = float(fid_statistics_to_metric(stats_a, stats_b, verbose=False)["frechet_inception_distance"])
+    return nonnegative(value, stats_a["mu"], np.atleast_2d(stats_a["sigma"]), stats_b["mu"],
+                       np.atleast_2d(stats_b["sigma"]))
+
+
+def nonnegative(value: float, mu1, s1, mu2, s2) -> float:
+    """A computed Fréchet distance clamped at 0 where round-off made it slightly negative (e.g.
+    −5e-8 for a set against itself); more negative than :func:`frechet_tolerance` is a bug."""
+    scale = float(np.sum((np.asarray(mu1) - np.asarray(mu2)) ** 2) + np.trace(s1) + np.trace(s2))
+    tol = frechet_tolerance(scale, len(np.atleast_1d(mu1)))
+    if not np.isfinite(value) or value < -tol:
+        raise RuntimeError(f"Fréchet distance {value!r} is not a distance (round-off allows down to "
+                           f"-{tol:.3g} at scale {scale:.3g}): a bug in the statistics, please report it")
+    return max(value, 0.0)
 
 
 def kid(feats_a: torch.Tensor, feats_b: torch.Tensor, fid: dict, seed: int) -> dict[str, float]:
@@ -215,8 +229,10 @@ def closed_form_frechet(mu1, s1, mu2, s2) -> float:
         return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
     r = sqrtm(s1)
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(sqrtm(r @ s2 @ r)))
+    value = float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(sqrtm(r @ s2 @ r)))
+    return nonnegative(value, mu1, s1, mu2, s2)
 
 
 __all__ = ["FIELDS", "IDENTITY", "INCEPTION", "WeightsError", "check_weights", "closed_form_frechet",
-           "extractor_identity", "features", "frechet", "kid", "statistics"]
+           "extractor_identity", "feature_dim", "features", "fields_side_ok", "frechet", "kid", "nonnegative",
+           "statistics"]
