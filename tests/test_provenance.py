@@ -55,10 +55,18 @@ def test_stage_refuses_input_without_record(tmp_path):
         provenance.Stage("train", {}, {"store": tmp_path / "x.pt"})
 
 
-def test_code_hash_follows_imports(tmp_path, monkeypatch):
+@pytest.fixture
+def pkg(tmp_path, monkeypatch):
+    """A copy of the package that code versions are computed from (edit it freely)."""
     pkg = tmp_path / "wsgm"
     shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(code_version, "PACKAGE_ROOT", pkg)
+    code_version.clear_cache()
+    yield pkg
+    code_version.clear_cache()
+
+
+def test_code_hash_follows_imports(pkg):
 
     def hashes():
         code_version.clear_cache()
@@ -79,11 +87,8 @@ def test_code_hash_follows_imports(tmp_path, monkeypatch):
     assert again["wsgm.cascade"] == after["wsgm.cascade"]
 
 
-def test_code_hash_ignores_comments_and_docstrings(tmp_path, monkeypatch):
+def test_code_hash_ignores_comments_and_docstrings(pkg):
     """Comments, docstrings, blank lines and line breaks rerun nothing; a changed constant does."""
-    pkg = tmp_path / "wsgm"
-    shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(code_version, "PACKAGE_ROOT", pkg)
 
     def sde_hash():
         code_version.clear_cache()
@@ -103,14 +108,11 @@ def test_code_hash_ignores_comments_and_docstrings(tmp_path, monkeypatch):
     assert changed != before
 
 
-def test_each_stage_hashes_the_code_it_runs_and_no_other(tmp_path, monkeypatch):
+def test_each_stage_hashes_the_code_it_runs_and_no_other(pkg):
     """A stage's code version covers its module, its CLI command and the shared runtime
     (provenance, atomic writes): a real edit of any of them reruns exactly the stages that run it."""
     from wsgm import specs
 
-    pkg = tmp_path / "wsgm"
-    shutil.copytree(provenance.PACKAGE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(code_version, "PACKAGE_ROOT", pkg)
     stages = ["dataset:gaussian", "decompose", "train", "sample", "reference", "evaluate", "report",
               "inverse_evaluate"]
 
