@@ -191,7 +191,21 @@ def rule_for(output: str | Path, record: dict | None = None) -> str | None:
         return "fetch_inception" if parent == "resources" else f"fetch_{parent}"
     if stage in ("sample", "evaluate") and inverse:
         return f"inverse_{stage}"
-    return RULES.get(stage) if isinstance(stage, str) else None
+    if isinstance(stage, str) and stage in RULES:
+        return RULES[stage]
+    return _rule_from_layout(Path(output))
+
+
+def _rule_from_layout(output: Path) -> str | None:
+    """The rule that makes ``output`` by its place in the results layout (wsgm.specs), for a
+    record that cannot be read."""
+    name, kind = output.name, output.parent.parent.name
+    if name == "data.zarr":
+        return "make_dataset"
+    if kind == "inverse":
+        return "inverse_evaluate" if name.endswith(".json") else "inverse_sample"
+    return {"decomposed": "decompose", "models": "train_scale", "samples": "sample",
+            "metrics": "evaluate", "reference": "reference"}.get(kind)
 
 
 def rebuild_hint(output: str | Path, record: dict | None = None) -> str:
