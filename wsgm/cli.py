@@ -260,7 +260,7 @@ def cmd_audit(args):
     ok = True
     for path in args.paths:
         ok &= audit(path)
-    print("audit: every link verified" if ok else "audit: FAILED (see MISSING/CHANGED/STALE above)")
+    print("audit: every link verified" if ok else "audit: FAILED (see MISSING/CORRUPT/CHANGED/STALE above)")
     return 0 if ok else 1
 
 

@@ -171,7 +171,9 @@ def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: st
     if h % 2**J or w % 2**J:
         raise StoreError(f"{data}: images are {h}x{w}, not divisible by 2^J = {2**J}. "
                          f"Fix: lower J for this dataset")
-    x = da.from_zarr(src)
+    # through the checked reader: a damaged chunk of the dataset stops this with one StoreError
+    x = da.from_array(src, chunks=src.chunks, name=f"from-zarr-{dask.base.tokenize(src.array)}",
+                      meta=np.empty((0, 0, 0, 0), dtype=src.dtype))
     chunk_n = src.chunks[0]
     group = zarr.open_group(str(out), mode="w-")
     targets = {name: create_array(group, name, shape, chunk_n)

@@ -17,15 +17,18 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from pathlib import Path
 
 from wsgm import __version__
 from wsgm.atomic import atomic_path, write_json
+from wsgm.errors import UserError
 
 log = logging.getLogger("wsgm")
 
@@ -102,13 +105,97 @@ def now() -> str:
 
 # --- writing ----------------------------------------------------------------------------------
 
+# The Snakemake rule that makes an output of each stage (for the fix in error messages).
+RULES = {"dataset": "make_dataset", "decompose": "decompose", "train": "train_scale", "sample": "sample",
+         "likelihood": "likelihood", "reference": "reference", "evaluate": "evaluate", "report": "report"}
+REQUIRED = ("stage", "output", "spec", "inputs", "code")  # what every record holds (``output.hash`` too)
+
+
+class RecordError(UserError):
+    """A provenance record is damaged or foreign, or the output it describes no longer matches it."""
+
+
+class RecordMissing(RecordError, FileNotFoundError):
+    """An output has no provenance record (or a record has no output)."""
+
+
+def rule_for(output: str | Path, record: dict | None = None) -> str | None:
+    """The Snakemake rule that makes ``output`` (from its record's stage), if it can be told."""
+    stage = (record or {}).get("stage")
+    spec = (record or {}).get("spec")
+    inverse = isinstance(spec, dict) and "inverse" in spec
+    if stage == "fetch":
+        parent = Path(output).parent.name
+        return "fetch_inception" if parent == "resources" else f"fetch_{parent}"
+    if stage in ("sample", "evaluate") and inverse:
+        return f"inverse_{stage}"
+    if isinstance(stage, str) and stage in RULES:
+        return RULES[stage]
+    return _rule_from_layout(Path(output))
+
+
+def _rule_from_layout(output: Path) -> str | None:
+    """The rule that makes ``output`` by its place in the results layout (wsgm.specs), for a
+    record that cannot be read."""
+    name, kind = output.name, output.parent.parent.name
+    if name == "data.zarr":
+        return "make_dataset"
+    if kind == "inverse":
+        return "inverse_evaluate" if name.endswith(".json") else "inverse_sample"
+    return {"decomposed": "decompose", "models": "train_scale", "samples": "sample",
+            "metrics": "evaluate", "reference": "reference"}.get(kind)
+
+
+def rebuild_hint(output: str | Path, record: dict | None = None) -> str:
+    """How to rebuild ``output``: delete it with its record and rerun (the rule, when known)."""
+    output = Path(str(output).removesuffix(SUFFIX))
+    if record is None:
+        with contextlib.suppress(Exception):
+            record = json.loads(record_path(output).read_text())
+    rm = f"rm -r {shlex.quote(str(output))} {shlex.quote(str(record_path(output)))}"
+    rule = rule_for(output, record if isinstance(record, dict) else None)
+    alt = f"`snakemake --forcerun {rule}`" if rule else "the `wsgm` stage that made it"
+    return f"Fix: delete it and its record (`{rm}`) and rerun `snakemake`, or rerun {alt}"
+
+
 def read_record(output: str | Path) -> dict:
+    """The record of ``output``; a :class:`RecordError` naming the file and the fix if it is
+    missing, not JSON (truncated, overwritten) or not a wsgm record."""
+    output = Path(str(output).removesuffix(SUFFIX))
     path = record_path(output)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise RecordMissing(
             f"{output} has no provenance record ({path.name} is missing): it was not made by a "
-            "wsgm stage. Fix: delete it and let the pipeline rebuild it")
-    return json.loads(path.read_text())
+            f"wsgm stage, or the record was deleted. {rebuild_hint(output)}")
+    try:
+        rec = json.loads(path.read_bytes())
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RecordError(f"{path} is damaged (not JSON: {exc}); {output} cannot be trusted. "
+                          f"{rebuild_hint(output)}") from None
+    missing = [k for k in REQUIRED if not isinstance(rec, dict) or k not in rec]
+    if not missing and not (isinstance(rec["output"], dict) and isinstance(rec["output"].get("hash"), str)
+                            and isinstance(rec["inputs"], dict) and isinstance(rec["code"], dict)):
+        missing = ["output.hash"]
+    if missing:
+        raise RecordError(f"{path} is not a wsgm provenance record (it lacks {', '.join(missing)}); "
+                          f"{output} cannot be trusted. {rebuild_hint(output, {})}")
+    return rec
+
+
+def verify(output: str | Path) -> dict:
+    """The record of ``output`` after checking that the output exists and still has the content
+    hash its record holds; a :class:`RecordError` naming it and the fix otherwise."""
+    output = Path(str(output).removesuffix(SUFFIX))
+    rec = read_record(output)
+    if not output.exists():
+        raise RecordMissing(f"{output} is missing (its record {record_path(output).name} exists). "
+                            f"{rebuild_hint(output, rec)}")
+    actual = content_hash(output)
+    if actual != rec["output"]["hash"]:
+        raise RecordError(f"{output} is corrupt: its content (sha256 {actual[:12]}) is not what the "
+                          f"{rec['stage']} stage wrote (sha256 {rec['output']['hash'][:12]}); it was "
+                          f"changed or damaged since. {rebuild_hint(output, rec)}")
+    return rec
 
 
 @dataclass
@@ -124,10 +211,15 @@ class Stage:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Read input records first: a stage never runs on an input without provenance.
+        # Read input records first: a stage never runs on an input without provenance, nor on one
+        # whose content no longer matches its record (re-hashed here: a corrupt input stops the
+        # stage before it writes anything).
         self._inputs = {}
         for key, path in self.inputs.items():
-            rec = read_record(path)
+            t0 = time.perf_counter()
+            rec = verify(path)
+            log.info("input %s verified (sha256 %s) in %.2f s", path, rec["output"]["hash"][:12],
+                     time.perf_counter() - t0)
             self._inputs[key] = {
                 "path": str(path),
                 "hash": rec["output"]["hash"],
@@ -187,32 +279,47 @@ def audit(output: str | Path, out=print, _depth: int = 0, _seen: dict | None = N
         return _seen[key]
     try:
         rec = read_record(output)
-    except FileNotFoundError as exc:
+    except RecordMissing as exc:
         out(f"{pad}MISSING  {output}: {exc}")
+        _seen[key] = False
+        return False
+    except RecordError as exc:
+        out(f"{pad}CORRUPT  {exc}")
+        _seen[key] = False
         return False
     ok = True
     if not output.exists():
-        out(f"{pad}MISSING  {output} (record exists, output does not)")
+        out(f"{pad}MISSING  {output} (record exists, output does not). {rebuild_hint(output, rec)}")
+        _seen[key] = False
         return False
     actual = content_hash(output)
     status = "ok" if actual == rec["output"]["hash"] else "CHANGED"
     ok &= status == "ok"
     code = rec["code"]
     out(f"{pad}{status:8s} [{rec['stage']}] {output}  sha256:{actual[:12]}  "
-        f"git:{(code.get('commit') or 'none')[:10]}{'+dirty' if code.get('dirty') else ''}  "
-        f"code:{code['stage_code_hash']}  seed:{rec.get('seed')}  {rec['end']}")
+        f"git:{str(code.get('commit') or 'none')[:10]}{'+dirty' if code.get('dirty') else ''}  "
+        f"code:{code.get('stage_code_hash')}  seed:{rec.get('seed')}  {rec.get('end')}")
     if status != "ok":
         out(f"{pad}         recorded sha256:{rec['output']['hash'][:12]} — the file was changed "
-            "after the stage wrote it")
+            f"after the stage wrote it. {rebuild_hint(output, rec)}")
     for name, inp in rec["inputs"].items():
+        if not (isinstance(inp, dict) and isinstance(inp.get("path"), str)):
+            out(f"{pad}  CORRUPT  {record_path(output)}: its input {name!r} has no path; the record "
+                f"is damaged. {rebuild_hint(output, rec)}")
+            ok = False
+            continue
         path = Path(inp["path"])
         try:
             current = read_record(path)
-        except FileNotFoundError as exc:
+        except RecordMissing as exc:
             out(f"{pad}  MISSING  input {name}: {exc}")
             ok = False
             continue
-        if current["output"]["hash"] != inp["hash"] or _file_sha256(record_path(path)) != inp["record_hash"]:
+        except RecordError as exc:
+            out(f"{pad}  CORRUPT  input {name}: {exc}")
+            ok = False
+            continue
+        if current["output"]["hash"] != inp.get("hash") or _file_sha256(record_path(path)) != inp.get("record_hash"):
             out(f"{pad}  STALE    input {name} {path}: it was rebuilt or replaced after {output} was made")
             ok = False
         ok &= audit(path, out, _depth + 1, _seen)

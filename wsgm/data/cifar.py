@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from wsgm.data import archive
-from wsgm.data.store import StoreError, write_uint8_images
+from wsgm.data.store import StoreError, save_array, write_uint8_images
 from wsgm.provenance import content_hash
 
 SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -65,7 +65,7 @@ def convert(spec: dict, source, out) -> dict:
         x, y = x[: d["limit"]], y[: d["limit"]]
     chunk = d["chunk"]
     group = write_uint8_images(out, (x[i:i + chunk] for i in range(0, len(x), chunk)), 3, 32, chunk)
-    group.create_array("y", data=y)
+    save_array(group, "y", y)
     attrs = {"kind": "cifar10", "size": 32, "channels": 3, "n": int(len(x)), "split": d["split"],
              "source": d.get("url") or str(source), "license": d["license"],
              "source_sha256": content_hash(source)}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from wsgm.data.store import create_array
+from wsgm.data.store import create_array, save_array
 from wsgm.runtime import derive_seed
 
 
@@ -43,7 +43,7 @@ def simulate(spec: dict, out: Path) -> dict:
         stop = min(n, start + x.chunks[0])
         rng = np.random.default_rng(derive_seed(spec["seed"], "dataset", spec["name"], start))
         x[start:stop] = sample(spectrum, stop - start, channels, rng)
-    group.create_array("spectrum", data=spectrum.astype(np.float64))
+    save_array(group, "spectrum", spectrum.astype(np.float64))
     attrs = {"kind": "gaussian", "size": size, "channels": channels, "n": n,
              "xi": d["xi"], "eta": d["eta"], "source": "simulated (exact FFT synthesis)"}
     group.attrs.update(attrs)
