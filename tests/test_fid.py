@@ -82,3 +82,56 @@ def test_wrong_inception_weights_checksum_is_an_error(tmp_path):
     fid = {**FID, "extractor": "inception-v3-compat", "weights": str(bad), "sha256": "0" * 64}
     with pytest.raises(fid_lib.WeightsError, match="expected 0000"):
         fid_lib.extractor_identity(fid)
+
+
+def _images_spanning_the_range(n=64, size=16, seed=0):
+    """Images in [−1, 1] with smooth structure and saturated regions (as natural images have)."""
+    from wsgm.data import gaussian
+
+    x = gaussian.sample(gaussian.power_spectrum(size, xi=float(size), eta=2.0), n, 1, np.random.default_rng(seed))
+    x = x / np.abs(x).max(axis=(1, 2, 3), keepdims=True)  # each image spans [−1, 1]
+    return torch.from_numpy(np.clip(1.5 * x, -1, 1)).to(torch.float32)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_inception_input_at_resolution_k_does_not_clip(k):
+    from wsgm import wavelets
+
+    x = _images_spanning_the_range()
+    low = wavelets.lowpass(x, k, "haar")
+    assert float(low.abs().max()) > 1.2  # x_k exceeds [−1, 1]: unscaled, it would clip
+    b = fid_lib.inception_input(low, k, [-1, 1])
+    scaled = (low / 2**k + 1) / 2 * 255  # where each value lands before rounding
+    clipped = ((scaled < -0.5) | (scaled > 255.5)).float().mean()
+    assert float(clipped) == 0.0 and b.dtype == torch.uint8 and b.shape[1] == 3
+    old = ((low + 1) / 2 * 255).round()  # the old input: x_k itself
+    assert float(((old < 0) | (old > 255)).float().mean()) > 0.01
+
+
+def test_inception_features_tell_brightness_above_one_apart_at_k1(monkeypatch):
+    """Two sets of x_1 that differ only where the value exceeds 1 get different Inception inputs."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, xb):
+            seen.append(xb.clone())
+            return (xb.reshape(len(xb), -1).float(),)
+
+    monkeypatch.setattr(fid_lib, "check_weights", lambda fid: ("w.pth", "0" * 64))
+    monkeypatch.setattr(fid_lib, "_extractor", lambda *a: Recorder())
+    fid = {**FID, "extractor": fid_lib.INCEPTION}
+    a = torch.full((4, 1, 8, 8), 0.5)
+    a[:, :, :4] = 1.2
+    b = a.clone()
+    b[:, :, :4] = 1.8  # brighter, only above 1
+    fa, fb = (fid_lib.features(x, fid, level=1) for x in (a, b))
+    assert not torch.equal(fa, fb)
+    assert torch.equal(fid_lib.features(a, fid, level=1), fa)
+    assert int(seen[0].max()) < 255  # nothing saturates
+    ident = fid_lib.extractor_identity(fid)
+    assert ident["input"] == fid_lib.INCEPTION_INPUT and "2^k" in ident["input"]
+
+
+def test_own_extractors_see_x_k_unscaled():
+    x = torch.randn(3, 1, 4, 4) * 2
+    assert torch.equal(fid_lib.features(x, FID, level=2).float(), x.reshape(3, -1))

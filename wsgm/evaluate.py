@@ -56,8 +56,8 @@ def _check_finite(x: np.ndarray, samples: Path, k: int) -> None:
                               "NaN/inf; the sampler diverged. Fix: use more steps or retrain the models")
 
 
-def score(x: np.ndarray, level: dict, spec: dict, device) -> tuple[dict, dict]:
-    """Every configured metric of one resolution's samples against one reference level."""
+def score(x: np.ndarray, level: dict, spec: dict, device, k: int = 0) -> tuple[dict, dict]:
+    """Every configured metric of resolution k's samples (x_k) against the reference level k."""
     metrics: dict[str, float] = {}
     spectra: dict[str, list[float]] = {}
     for name in spec["metrics"]:
@@ -68,7 +68,7 @@ def score(x: np.ndarray, level: dict, spec: dict, device) -> tuple[dict, dict]:
     if "spectrum_log_error" in metrics:
         metrics["spectrum_rel_error_shells"] = [float(v) for v in spectra["rel_error"]]
     if {"fid", "kid"} & set(spec["metrics"]):
-        feats = fid_lib.features(x, spec["fid"], device)
+        feats = fid_lib.features(x, spec["fid"], device, level=k)
         if "fid" in spec["metrics"]:
             metrics["fid"] = fid_lib.frechet(fid_lib.statistics(feats),
                                              {"mu": level["mu"], "sigma": level["sigma"]})
@@ -104,9 +104,9 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
     for k in bar:
         x = np.asarray(group[f"x{k}"][:])
         _check_finite(x, samples, k)
-        metrics, spectra = score(x, levels[k], spec, device)
+        metrics, spectra = score(x, levels[k], spec, device, k)
         real = wavelets.lowpass(real0, k, meta["wavelet"]).numpy()
-        floor, _ = score(real, levels[k], spec, device)
+        floor, _ = score(real, levels[k], spec, device, k)
         metrics |= {f"{m}_data_floor": floor[m] for m in FLOORED if m in floor}
         scales[str(k)] = {"size": int(x.shape[-1]), "metrics": metrics, "spectra": spectra}
         log.info("x%d (%dx%d): %s", k, x.shape[-1], x.shape[-1],

@@ -53,7 +53,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
                              "Fix: regenerate or clean the dataset")
         for k in range(J + 1):
             low = wavelets.lowpass(block, k, wavelet).to(torch.float64)
-            feats[k].append(fid_lib.features(low, fid, device))
+            feats[k].append(fid_lib.features(low, fid, device, level=k))
             p = (torch.fft.fft2(low).abs() ** 2).sum(dim=(0, 1)).cpu().numpy()
             power[k] = power.get(k, 0) + p / (low.shape[-1] * low.shape[-2] * low.shape[1])
             flat = low.reshape(len(low), -1)

@@ -18,6 +18,16 @@ Extractors (chosen by ``fid.extractor``):
   mean, std, skewness and excess kurtosis. No weights, so no download; its "weights hash" is the
   hash of its source code, so numbers made with another definition are never compared.
 - ``wsgm-identity``: the flattened pixels (tests, and tiny images where pixels are the features).
+
+Resolutions: x_k, the level-k orthonormal low-pass, has values in [−2^k, 2^k] for images in
+[−1, 1] (each 2-D level multiplies a constant image by 2). Inception's input is bytes mapped from
+``fid.range``, so it gets x_k / 2^k (:func:`inception_input`, used for samples and reference
+alike, through :func:`features`' ``level``); fed x_k itself, 3.8% of the bytes of images spanning
+[−1, 1] would clip at k = 1 and 25.5% at k = 2. The identity of the Inception feature space records
+this (``input``), so a reference made without it is refused and recomputed. The own extractors
+take x_k unscaled: they have no fixed input range (the field statistics are logs of energies and
+scale-free ratios, the identity the pixels), so scaling would only shift them, and the numbers
+they give are unchanged.
 """
 
 from __future__ import annotations
@@ -151,7 +161,7 @@ def extractor_identity(fid: dict) -> dict:
     name = fid["extractor"]
     if name == INCEPTION:
         _, digest = check_weights(fid)
-        return {"name": name, "weights_sha256": digest, "layer": "2048"}
+        return {"name": name, "weights_sha256": digest, "layer": "2048", "input": INCEPTION_INPUT}
     source = (inspect.getsource(_OwnExtractor) + inspect.getsource(OWN[name])
               + inspect.getsource(_log_radial_power))
     return {"name": name, "definition_sha256": hashlib.sha256(source.encode()).hexdigest(),
@@ -168,6 +178,14 @@ def _extractor(name: str, weights: str | None, device: str) -> FeatureExtractorB
     return model.to(device)
 
 
+INCEPTION_INPUT = "x_k / 2^k, fid.range -> uint8"  # what Inception sees at resolution k (recorded)
+
+
+def inception_input(x: torch.Tensor, level: int, value_range: list[float]) -> torch.Tensor:
+    """The uint8 RGB images Inception sees for resolution ``level``: x_k / 2^k mapped from ``value_range``."""
+    return _to_uint8_rgb(x / 2.0**level, value_range)
+
+
 def _to_uint8_rgb(x: torch.Tensor, value_range: list[float]) -> torch.Tensor:
     lo, hi = value_range
     x = ((x - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8)
@@ -175,8 +193,9 @@ def _to_uint8_rgb(x: torch.Tensor, value_range: list[float]) -> torch.Tensor:
 
 
 def features(x, fid: dict, device: torch.device | str = "cpu", batch: int = 256,
-             progress=None) -> torch.Tensor:
-    """N×D features of an N×C×H×W array (numpy, torch or Zarr, read batch by batch)."""
+             progress=None, level: int = 0) -> torch.Tensor:
+    """N×D features of an N×C×H×W array (numpy, torch or Zarr, read batch by batch) of resolution
+    ``level`` (x_k: Inception gets x_k / 2^k, the own extractors x_k; module docstring)."""
     name = fid["extractor"]
     weights = str(check_weights(fid)[0]) if name == INCEPTION else None
     model = _extractor(name, weights, str(device))
@@ -185,7 +204,7 @@ def features(x, fid: dict, device: torch.device | str = "cpu", batch: int = 256,
         for start in range(0, x.shape[0], batch):
             xb = torch.as_tensor(np.asarray(x[start:start + batch]), dtype=torch.float32).to(device)
             if name == INCEPTION:
-                xb = _to_uint8_rgb(xb, fid["range"])
+                xb = inception_input(xb, level, fid["range"])
             out.append(model(xb)[0].cpu())
             if progress is not None:
                 progress.update(len(xb))
@@ -233,6 +252,6 @@ def closed_form_frechet(mu1, s1, mu2, s2) -> float:
     return nonnegative(value, mu1, s1, mu2, s2)
 
 
-__all__ = ["FIELDS", "IDENTITY", "INCEPTION", "WeightsError", "check_weights", "closed_form_frechet",
-           "extractor_identity", "feature_dim", "features", "fields_side_ok", "frechet", "kid", "nonnegative",
-           "statistics"]
+__all__ = ["FIELDS", "IDENTITY", "INCEPTION", "INCEPTION_INPUT", "WeightsError", "check_weights",
+           "closed_form_frechet", "extractor_identity", "feature_dim", "features", "fields_side_ok", "frechet",
+           "inception_input", "kid", "nonnegative", "statistics"]
