@@ -62,6 +62,36 @@ def test_errors_decrease_with_steps_towards_zero(J):
     assert errs[-1]["kl"] < 1e-4 and errs[-1]["spectrum"] < 0.05
 
 
+@pytest.mark.parametrize("sampler", ["em", "pf_ode"])
+def test_continuous_reference_is_the_limit_of_the_sampler_from_the_prior(sampler):
+    """The closed-form reference law is where the sampler converges with many steps, which is not
+    the forward marginal at eps for large modes (the prior floor), but is for small ones."""
+    sde = sde_lib.build(VP)
+    lam = np.array([1e-3, 0.1, 1.0, 30.0, 1e5])
+    k, c = theory.propagate(lam, sde, 8192, sampler)
+    rk, rc = theory._reference(lam, sde, sampler, "prior")
+    assert np.allclose(c, rc, rtol=1e-2) and np.allclose(k, rk, atol=1e-2)
+    fk, fc = theory._reference(lam, sde, sampler, "forward")
+    assert abs(rc[-1] / fc[-1] - 1) > 0.2  # λ m_T² ≫ 1: the prior misses the mode's variance
+    assert abs(rc[0] / fc[0] - 1) < 1e-3  # λ m_T² ≪ 1: the prior is right
+    sde_dict, ode_dict = (theory._reference(lam, sde, s) for s in ("em", "pf_ode"))
+    assert not np.allclose(sde_dict[1], ode_dict[1])  # SDE and ODE leave different limits
+
+
+def test_sgm_steps_count_discretization_not_the_prior_floor():
+    """At L = 64 (critical, VP, T = 1, em) SGM reaches the target against the continuous law from
+    the prior in fewer steps than against the forward marginal, whose floor it approaches slowly."""
+    sde = sde_lib.build(VP)
+    models, stats = theory.field_models(64, 64.0, 2.0, 0, sde)
+    steps = [64, 128, 256]
+    prior = [theory.errors(models, stats, sde, n)["spectrum"] for n in steps]
+    forward = [theory.errors(models, stats, sde, n, against="forward")["spectrum"] for n in steps]
+    assert theory.steps_to_target(steps, prior, 0.1) == pytest.approx(139, rel=0.02)
+    assert theory.steps_to_target(steps, forward, 0.1) == pytest.approx(154, rel=0.02)
+    with pytest.raises(ValueError, match="reference law"):
+        theory.errors(models, stats, sde, 4, against="data")
+
+
 def test_wsgm_needs_fewer_steps_than_sgm_on_a_critical_field():
     sde = sde_lib.build(VP)
     kl = {J: [theory.errors(*theory.field_models(32, 32.0, 2.0, J, sde), sde, n)["spectrum"] for n in (8, 32)]

@@ -9,11 +9,24 @@ isotropic, so the sampled law of each eigen-mode is ``k · (g l) + N(0, c)`` wit
 (k, c) per eigenvalue λ, propagated step by step (``propagate``). This is the law the real sampler
 draws (tests/test_theory.py checks it against Monte Carlo through ``wsgm.cascade.cascade``).
 
-Reference law: what the continuous reverse SDE would give from the exact law of x_T, i.e. the
-forward marginal at t = eps of every model's (normalized) target, N(m g l, m² λ + s²) per mode.
-The error is then pure sampler error (time discretization and the isotropic prior at T), which is
-what "steps needed" is about; both SGM and WSGM share the same tiny O(s(eps)²) offset to the clean
-data, which is not counted.
+Reference law (``against``), per mode:
+- ``"prior"`` (the default, what "steps needed" measures): the law the *continuous-time* process
+  of the same sampler reaches at t = eps when started, like the sampler, from the isotropic prior
+  N(0, prior_std²) at t = T. em and ancestral discretize the reverse SDE, pf_ode and heun the
+  probability-flow ODE; both are linear for Gaussian data, so from the prior they map a mode to
+  N(k g l, c) in closed form (``_continuous``): with v(t) = m² λ + s² the true marginal variance,
+  the reverse flow multiplies deviations by Φ = (v_eps/v_T)(m_T/m_eps) (SDE) or sqrt(v_eps/v_T)
+  (ODE), so k = m_eps − Φ m_T and c = v_eps + Φ² (prior_std² − v_T). The error is then the time
+  discretization alone. Why this and not a longer T: the prior's mismatch at T (the "prior floor",
+  m_T² λ for the largest λ) does not go away with more steps, so against the forward marginal the
+  steps-to-target of SGM on large critical fields measure the approach to that floor (at L = 128,
+  VP with T = 1: 1125 steps, where the discretization needs ~190), which is a property of T, not
+  of the sampler; a longer T would move the floor but change the process being compared. Both SGM
+  and WSGM start from the same prior, so both are measured the same way.
+- ``"forward"`` (the old measure, kept for comparison): the forward marginal at t = eps of every
+  model's (normalized) target, N(m g l, m² λ + s²) per mode, i.e. the exact law of x_eps; the
+  error then includes the prior floor.
+Both SGM and WSGM share the same tiny O(s(eps)²) offset to the clean data, which is not counted.
 
 Errors (both exact):
 - ``kl``: KL(sampled ‖ reference) per pixel, by the chain rule over scales
@@ -108,10 +121,33 @@ def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
     return k[inverse], c[inverse]
 
 
-def _reference(lam: np.ndarray, sde: SDE) -> tuple[np.ndarray, np.ndarray]:
-    """(k, c) of the forward marginal at t = eps: what the continuous-time sampler would give."""
+AGAINST = ("prior", "forward")  # reference laws (module docstring)
+ODE_SAMPLERS = ("pf_ode", "heun")  # the others discretize the reverse SDE
+
+
+def _forward(lam: np.ndarray, sde: SDE) -> tuple[np.ndarray, np.ndarray]:
+    """(k, c) of the forward marginal at t = eps (the exact law of x_eps)."""
     m, s, _, _ = _scalars(sde, sde.eps)
     return np.full_like(lam, m), m**2 * lam + s**2
+
+
+def _continuous(lam: np.ndarray, sde: SDE, sampler: str) -> tuple[np.ndarray, np.ndarray]:
+    """(k, c) at t = eps of the exact reverse SDE (em, ancestral) or PF ODE (pf_ode, heun) started
+    from the sampler's prior N(0, prior_std²) at t = T (closed form, module docstring)."""
+    lam = np.asarray(lam, dtype=np.float64)
+    m0, s0, _, _ = _scalars(sde, sde.eps)
+    m1, s1, _, _ = _scalars(sde, sde.T)
+    v0, v1 = m0**2 * lam + s0**2, m1**2 * lam + s1**2
+    phi = np.sqrt(v0 / v1) if sampler in ODE_SAMPLERS else (v0 / v1) * (m1 / m0)
+    return m0 - phi * m1, v0 + phi**2 * (sde.prior_std() ** 2 - v1)
+
+
+def _reference(lam: np.ndarray, sde: SDE, sampler: str = "em",
+               against: str = "prior") -> tuple[np.ndarray, np.ndarray]:
+    """(k, c) of the reference law (``against``: see the module docstring)."""
+    if against not in AGAINST:
+        raise ValueError(f"reference law must be one of {AGAINST}, not {against!r}")
+    return _continuous(lam, sde, sampler) if against == "prior" else _forward(lam, sde)
 
 
 def _kl_modes(k, c, ref_k, ref_c, mean_weight=None) -> float:
@@ -150,20 +186,21 @@ def _top_modes(model: GaussianEps) -> np.ndarray:
 
 
 def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sampler: str = "em",
-                grid: str = "uniform", wavelet: str = "haar", reference: bool = False) -> dict:
+                grid: str = "uniform", wavelet: str = "haar", reference: bool = False,
+                against: str = "prior") -> dict:
     """Exact KL per pixel (vs the reference law) and the translation-averaged spectrum of the sampled x_0.
 
     ``models`` from ``exact_models`` (J = len - 1); ``reference`` returns the reference law's own
-    spectrum (KL 0) through the same algebra.
+    spectrum (KL 0) through the same algebra; ``against`` names the reference law (module docstring).
     """
     J = len(models) - 1
 
     def law(lam):
-        return _reference(lam, sde) if reference else propagate(lam, sde, steps, sampler, grid)
+        return _reference(lam, sde, sampler, against) if reference else propagate(lam, sde, steps, sampler, grid)
 
     lam = _top_modes(models[J])
     k, c = law(lam)
-    rk, rc = _reference(lam, sde)
+    rk, rc = _reference(lam, sde, sampler, against)
     kl = _kl_modes(k, c, rk, rc)
     std = stats[f"low{J}"]["std"][0]
     spec = torch.from_numpy(c * std**2)  # un-normalized spectrum of the sampled x_J
@@ -176,7 +213,7 @@ def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sa
         g = torch.einsum("xyba,xyb->xya", U.conj(), model.gain[0] * l_std)  # g̃ = Uᴴ G (normalized cond)
         s_ll = spec / l_std**2  # translation-averaged spectrum of the normalized cond
         k, c = law(lam.numpy())
-        rk, rc = _reference(lam.numpy(), sde)
+        rk, rc = _reference(lam.numpy(), sde, sampler, against)
         weight = (s_ll[..., None] * g.abs() ** 2).numpy()
         kl += _kl_modes(k, c, rk, rc, weight)
         # joint symbol of (low, details), un-normalized, then the next finer spectrum
@@ -196,10 +233,11 @@ def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sa
 
 
 def errors(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sampler: str = "em",
-           grid: str = "uniform", wavelet: str = "haar") -> dict[str, float]:
-    """{'kl': per-pixel KL, 'spectrum': worst relative shell error} of the sampled law vs the reference."""
-    got = sampled_law(models, stats, sde, steps, sampler, grid, wavelet)
-    ref = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, reference=True)
+           grid: str = "uniform", wavelet: str = "haar", against: str = "prior") -> dict[str, float]:
+    """{'kl': per-pixel KL, 'spectrum': worst relative shell error} of the sampled law vs the
+    reference law ``against`` (module docstring)."""
+    got = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, against=against)
+    ref = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, reference=True, against=against)
     ratio = radial_average(got["spectrum"]) / radial_average(ref["spectrum"])
     return {"kl": got["kl"], "spectrum": float(np.max(np.abs(ratio - 1)))}
 
