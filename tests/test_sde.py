@@ -1,3 +1,6 @@
+import dataclasses
+import math
+
 import pytest
 import torch
 
@@ -14,6 +17,11 @@ PROCESSES = {
     "ve_quadratic": sde_lib.VEQuadratic(sigma_max=50.0, T=1.0, eps=1e-3),
     "ve_power": sde_lib.VEPower(sigma_min=0.01, sigma_max=50.0, rho=7.0, T=1.0, eps=1e-3),
 }
+
+
+# every process again with another T (the schedules are functions of t/T; ou's T is its horizon)
+ALL = {**PROCESSES, **{f"{name}, T={T}": dataclasses.replace(sde, T=T)
+                       for T in (2.0, 0.5) for name, sde in PROCESSES.items()}}
 
 
 def test_registry_is_covered():
@@ -35,10 +43,10 @@ def test_the_schema_is_the_one_source_of_process_defaults(name):
         assert isinstance(sde, sde_lib.REGISTRY[name][0])
 
 
-@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("name", ALL)
 def test_marginal_variance_is_the_integral_of_the_coefficients(name):
     """s(t)² = ∫_0^t exp(2(log m(t) - log m(u))) g(u)² du, evaluated by quadrature."""
-    sde = PROCESSES[name]
+    sde = ALL[name]
     u = torch.linspace(0, sde.T, 200001, dtype=torch.float64)
     integrand = torch.exp(-2 * sde.log_mean(u)) * sde.g2(u)
     assert torch.isfinite(integrand).all()
@@ -50,12 +58,12 @@ def test_marginal_variance_is_the_integral_of_the_coefficients(name):
         assert torch.allclose(sde.var(t), expected, rtol=1e-5, atol=1e-9), (name, float(t))
 
 
-@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("name", ALL)
 def test_marginal_variance_solves_the_moment_ode(name):
     """d var/dt = 2 f(t) var + g(t)², var(0) = 0, solved by RK45 from the SDE's own f and g."""
     from scipy.integrate import solve_ivp
 
-    sde = PROCESSES[name]
+    sde = ALL[name]
 
     def rhs(t, v):
         tt = torch.tensor(t, dtype=torch.float64)
@@ -67,10 +75,10 @@ def test_marginal_variance_solves_the_moment_ode(name):
         assert float(sde.var(torch.tensor(t, dtype=torch.float64))) == pytest.approx(v, rel=1e-6, abs=1e-10)
 
 
-@pytest.mark.parametrize("name", [n for n in PROCESSES if n.startswith("ve")])
+@pytest.mark.parametrize("name", [n for n in ALL if n.startswith("ve")])
 def test_ve_g_matches_sigma(name):
     """g² = d sigma²/dt for every VE variant (the public-code bug: g of sigma², not of sigma)."""
-    sde = PROCESSES[name]
+    sde = ALL[name]
     t = torch.linspace(0.05, 0.95, 19, dtype=torch.float64) * sde.T
     h = 1e-6
     assert torch.allclose(sde.g2(t), (sde.var(t + h) - sde.var(t - h)) / (2 * h), rtol=1e-5)
@@ -93,9 +101,9 @@ def test_quadratic_time_law():
         {"name": "ou", "T": 5.0, "eps": 1e-3, "beta": 2.0}
 
 
-@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("name", ALL)
 def test_drift_matches_mean_decay(name):
-    sde = PROCESSES[name]
+    sde = ALL[name]
     t = torch.linspace(0.01, sde.T - 0.01, 50, dtype=torch.float64)
     h = 1e-6
     grad = (sde.log_mean(t + h) - sde.log_mean(t - h)) / (2 * h)
@@ -147,3 +155,43 @@ def test_config_rejects_inverted_noise_range():
     bad = {**base, "experiments": {"e": {**base["experiments"]["e"], "sde": {"eps": 2.0}}}}
     with pytest.raises(config_lib.ConfigError, match="eps=2.0 must be below T"):
         config_lib.check(bad)
+
+
+def _at(sde, t):
+    return torch.tensor(t, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0, 0.25])
+def test_every_schedule_reaches_its_end_value_at_T(T):
+    """One convention: beta_max, sigma_max, (b + a)^rho at t = T whatever T (ou: T is the horizon)."""
+    t0, tT = torch.tensor(0.0, dtype=torch.float64), torch.tensor(T, dtype=torch.float64)
+    b = {n: dataclasses.replace(sde, T=T) for n, sde in PROCESSES.items()}
+    for name in ("vp", "subvp", "vp_exp"):
+        assert float(b[name].beta(t0)) == pytest.approx(0.1) and float(b[name].beta(tT)) == pytest.approx(20.0)
+    assert float(b["vp"].log_mean(tT)) == pytest.approx(-0.5 * T * (0.1 + 20.0) / 2)  # ∫beta = T mean(beta)
+    assert float(b["subvp"].log_mean(tT)) == pytest.approx(-0.5 * T * (0.1 + 20.0) / 2)
+    assert float(b["vp_power"].beta(t0)) == pytest.approx(0.3**2)
+    assert float(b["vp_power"].beta(tT)) == pytest.approx((0.3 + 4.4) ** 2)
+    assert float(b["vp_power"].log_mean(tT)) == pytest.approx(-0.5 * T * (4.7**3 - 0.3**3) / (3 * 4.4))
+    for name in ("ve", "ve_power"):  # sigma_max at T: VE with T = 2 is 50, not 2.5e5 (old t-absolute sigma)
+        assert float(b[name].sigma(tT)) == pytest.approx(50.0) and float(b[name].sigma(t0)) == pytest.approx(0.01)
+        assert float(b[name].var(tT)) == pytest.approx(50.0**2 - 0.01**2)
+    for name in ("ve_linear", "ve_quadratic"):
+        assert float(b[name].var(tT)) == pytest.approx(50.0**2)
+    assert float(b["ou"].log_mean(tT)) == pytest.approx(-0.5 * 2.0 * T)  # constant beta: absolute time
+    assert b["ve"].prior_std() == pytest.approx(math.sqrt(1 + 50.0**2 - 0.01**2))
+
+
+def test_T_one_is_numerically_the_old_definition():
+    """At T = 1 (every default config) each process is exactly what it was before the t/T convention."""
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    vp, subvp, ve, vpp = (PROCESSES[n] for n in ("vp", "subvp", "ve", "vp_power"))
+    old_log_mean = -0.25 * t**2 * (20.0 - 0.1) - 0.5 * t * 0.1
+    old_beta = 0.1 + t * (20.0 - 0.1)
+    assert torch.equal(vp.log_mean(t), old_log_mean) and torch.equal(vp.beta(t), old_beta)
+    assert torch.equal(subvp.g2(t), old_beta * -torch.expm1(4 * old_log_mean))
+    old_sigma = 0.01 * (50.0 / 0.01) ** t
+    assert torch.equal(ve.sigma(t), old_sigma)
+    assert torch.equal(ve.g2(t), old_sigma**2 * 2 * math.log(50.0 / 0.01))
+    assert torch.equal(vpp.beta(t), (0.3 + 4.4 * t) ** 2)
+    assert torch.allclose(vpp.log_mean(t), -0.5 * ((0.3 + 4.4 * t) ** 3 - 0.3**3) / (4.4 * 3), rtol=1e-15, atol=0)

@@ -2,6 +2,11 @@
 
 ``marginal(t)`` returns (m(t), s(t)) with x_t = m(t) x_0 + s(t) z. Each ``g(t)`` is the one that
 matches its ``s(t)``: d(s²)/dt = -2 (d log m/dt) s² + g² holds for every process (tested).
+
+One time convention: every schedule is defined on [0, T] through t/T, so its end value (beta_max,
+sigma_max, (beta_b + beta_a)^rho) is reached at t = T and T = 1 is the literature's form. For the
+VP family beta(t) = b(t/T), so ∫_0^T beta = T ∫_0^1 b: a longer T is a longer (noisier) process
+with the same shape. ``ou`` is the exception: its beta is constant, so T is simply the horizon.
 """
 
 from __future__ import annotations
@@ -79,16 +84,16 @@ class _VariancePreserving(SDE):
 
 @dataclass(frozen=True, kw_only=True)
 class VP(_VariancePreserving):
-    """Song et al.'s variance-preserving SDE, beta(t) = beta_min + t (beta_max - beta_min)."""
+    """Song et al.'s variance-preserving SDE, beta(t) = beta_min + (t/T) (beta_max - beta_min)."""
 
     beta_min: float
     beta_max: float
 
     def beta(self, t):
-        return self.beta_min + t * (self.beta_max - self.beta_min)
+        return self.beta_min + (t / self.T) * (self.beta_max - self.beta_min)
 
-    def log_mean(self, t):
-        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+    def log_mean(self, t):  # -1/2 ∫_0^t beta
+        return -0.25 * t**2 / self.T * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +109,7 @@ class SubVP(VP):
 
 @dataclass(frozen=True, kw_only=True)
 class VE(SDE):
-    """Song et al.'s variance-exploding SDE, sigma(t) = sigma_min (sigma_max/sigma_min)^t.
+    """Song et al.'s variance-exploding SDE, sigma(t) = sigma_min (sigma_max/sigma_min)^(t/T).
 
     The exact marginal variance is sigma(t)² - sigma_min² (the integral of g²), not sigma(t)².
     """
@@ -113,7 +118,7 @@ class VE(SDE):
     sigma_max: float
 
     def sigma(self, t):
-        return self.sigma_min * (self.sigma_max / self.sigma_min) ** t
+        return self.sigma_min * (self.sigma_max / self.sigma_min) ** (t / self.T)
 
     def log_mean(self, t):
         return torch.zeros_like(t)
@@ -122,7 +127,7 @@ class VE(SDE):
         return torch.zeros_like(t)
 
     def g2(self, t):
-        return self.sigma(t) ** 2 * 2 * math.log(self.sigma_max / self.sigma_min)
+        return self.sigma(t) ** 2 * 2 * math.log(self.sigma_max / self.sigma_min) / self.T
 
     def var(self, t):
         return self.sigma(t) ** 2 - self.sigma_min**2
@@ -130,7 +135,9 @@ class VE(SDE):
 
 @dataclass(frozen=True, kw_only=True)
 class OU(SDE):
-    """Ornstein–Uhlenbeck with constant beta, dx = -beta/2 x dt + sqrt(beta) dW (WSGM paper)."""
+    """Ornstein–Uhlenbeck with constant beta, dx = -beta/2 x dt + sqrt(beta) dW (WSGM paper).
+
+    beta has no shape to stretch, so t is absolute and T is the horizon (T = 5 in the paper)."""
 
     beta: float
 
@@ -163,18 +170,22 @@ class VPExp(VP):
 
 @dataclass(frozen=True, kw_only=True)
 class VPPower(_VariancePreserving):
-    """Gao–Nguyen–Zhu VP with beta(t) = (beta_b + beta_a t)^rho (rho = 1: Song's linear VP)."""
+    """Gao–Nguyen–Zhu VP with beta(t) = (beta_b + beta_a t/T)^rho (rho = 1: Song's linear VP).
+
+    Gao et al. write (b + a t)^rho with a = (beta_max^(1/rho) - beta_min^(1/rho))/T; here the slope
+    is per unit of t/T (beta_a = a T), so beta goes from beta_b^rho at 0 to (beta_b + beta_a)^rho at
+    T whatever T, as every other schedule does (T = 1: the two forms agree)."""
 
     beta_a: float
     beta_b: float
     rho: float
 
     def beta(self, t):
-        return (self.beta_b + self.beta_a * t) ** self.rho
+        return (self.beta_b + self.beta_a * t / self.T) ** self.rho
 
-    def log_mean(self, t):
+    def log_mean(self, t):  # -1/2 ∫_0^t beta
         r = self.rho + 1
-        return -0.5 * ((self.beta_b + self.beta_a * t) ** r - self.beta_b**r) / (self.beta_a * r)
+        return -0.5 * self.T * ((self.beta_b + self.beta_a * t / self.T) ** r - self.beta_b**r) / (self.beta_a * r)
 
 
 @dataclass(frozen=True, kw_only=True)
