@@ -14,7 +14,7 @@ from wsgm.data import gaussian
 from wsgm.metrics.gaussian import empirical_spectrum2d, kl_per_dim, lowpass_spectrum
 from wsgm.reference import compute
 from wsgm.wavelets import lowpass
-from wsgm.metrics.spectrum import radial_average
+from wsgm.metrics.spectrum import radial_average, shell_counts, spectrum_errors
 
 
 @pytest.mark.parametrize("wavelet", ["haar", "db2"])
@@ -81,7 +81,8 @@ def test_evaluate_scores_every_resolution(tmp_path, tiny_config, tiny_store, ref
     for k in "012":
         s = m["scales"][k]["metrics"]
         for key in ("fid", "kid", "kl_exact_per_dim", "spectrum_log_error", "marginal_w1",
-                    "spectrum_log_error_exact", "fid_data_floor"):
+                    "spectrum_log_error_exact", "fid_data_floor", "spectrum_log_error_unweighted",
+                    "spectrum_log_error_unweighted_data_floor"):
             assert key in s, (k, key)
         # the "samples" are the first real images: exactly the data floor
         assert s["fid"] == pytest.approx(s["fid_data_floor"])
@@ -112,3 +113,20 @@ def test_missing_inception_weights_stops_evaluation_cleanly(tmp_path, tiny_confi
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and not out.exists() and len(err) == 1
     assert "Inception weights not found" in err[0] and "fetch_inception" in err[0]
+
+
+def test_spectrum_error_weights_shells_by_their_modes_and_includes_dc():
+    # a 4×4 image: shells 0, 1, 2 hold 1, 8 and 6 Fourier modes (radius 2√2 is beyond L/2)
+    assert shell_counts(4).tolist() == [1, 8, 6]
+    ref = np.array([2.0, 1.0, 0.5])
+    dc_off = spectrum_errors(ref * np.array([np.e, 1, 1]), ref)  # only the DC shell (the mean) is off
+    assert dc_off["spectrum_log_error"] == pytest.approx(1 / 15)
+    assert dc_off["spectrum_log_error_unweighted"] == pytest.approx(1 / 3)
+    assert dc_off["spectrum_rel_error_max"] == pytest.approx(np.e - 1)
+    high_off = spectrum_errors(ref * np.array([1, 1, np.e]), ref, "_exact", size=4)
+    assert high_off["spectrum_log_error_exact"] == pytest.approx(6 / 15)
+    assert high_off["spectrum_log_error_unweighted_exact"] == pytest.approx(1 / 3)
+    assert shell_counts(16).sum() == np.sum(np.rint(np.hypot(*np.meshgrid(np.fft.fftfreq(16) * 16,
+                                                                         np.fft.fftfreq(16) * 16))) <= 8)
+    with pytest.raises(ValueError, match="shells"):
+        spectrum_errors(ref, ref, size=8)

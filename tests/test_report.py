@@ -54,3 +54,17 @@ def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
     assert "<table" in (outdir / "best.html").read_text()
     m = json.loads((tmp_path / "steps3-2-1.json").read_text())
     assert m["cost"]["nfe_per_scale"] == [3, 2, 1] and m["steps"] == [3, 2, 1]
+
+
+def test_spectra_plot_starts_at_the_dc_shell(monkeypatch, tmp_path):
+    """Shell 0 (the image mean's power) is scored by the spectrum errors, so it is plotted too."""
+    from wsgm import report
+
+    figs = []
+    monkeypatch.setattr(report, "_save", lambda fig, out, svg=None: figs.append(fig))
+    data = [4.0, 2.0, 1.0, 0.5, 0.25]
+    row = {"experiment": "e", "J": 0, "steps": 8, "spectra": {"data": data, "samples": [3 * data[0], *data[1:]]}}
+    report.spectra_plot([row], tmp_path / "s.png")
+    lines = figs[0].axes[0].lines
+    assert list(lines[0].get_xdata()) == [0, 1, 2, 3, 4] and list(lines[0].get_ydata()) == data
+    assert lines[1].get_ydata()[0] == 12.0  # a DC error is visible

@@ -42,7 +42,7 @@ DEFINITIONS = {
                                      "dataset (sampling-noise floor; the subset is part of the dataset)",
     "<metric>_data_floor": "the metric for n_samples real images in place of the samples",
 }
-FLOORED = ("fid", "kid", "spectrum_log_error", "marginal_w1", "kl_exact_per_dim", "energy_w1", "magnetization_w1")
+FLOORED = ("fid", "kid", "spectrum_log_error", "spectrum_log_error_unweighted", "marginal_w1", "kl_exact_per_dim", "energy_w1", "magnetization_w1")
 
 
 class EvaluationError(UserError, RuntimeError):

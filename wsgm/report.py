@@ -109,14 +109,15 @@ def spectra_plot(results: list[dict], out: Path, svg: Path | None = None) -> Non
         rows = [r for r in results if r["experiment"] == name and "samples" in r.get("spectra", {})]
         if not rows:
             continue
-        shells = np.arange(1, len(rows[0]["spectra"]["data"]))
-        ax.plot(shells, rows[0]["spectra"]["data"][1:], "k-", lw=2.5, label="data")
+        shells = np.arange(len(rows[0]["spectra"]["data"]))  # from shell 0 (DC): its error is scored too
+        ax.plot(shells, rows[0]["spectra"]["data"], "k-", lw=2.5, label="data")
         if "exact" in rows[0]["spectra"]:
-            ax.plot(shells, rows[0]["spectra"]["exact"][1:], "k:", lw=2, label="exact")
+            ax.plot(shells, rows[0]["spectra"]["exact"], "k:", lw=2, label="exact")
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(rows)))
         for c, r in zip(colors, rows):
-            ax.plot(shells, r["spectra"]["samples"][1:], color=c, label=f"{Steps(r['steps']).label} steps")
-        ax.set(xscale="log", yscale="log", xlabel="radial frequency (shell)", ylabel="power",
+            ax.plot(shells, r["spectra"]["samples"], color=c, label=f"{Steps(r['steps']).label} steps")
+        ax.set_xscale("symlog", linthresh=1, linscale=0.5)  # logarithmic above shell 1, linear to 0
+        ax.set(yscale="log", xlim=(0, shells[-1]), xlabel="radial frequency (shell; 0 = DC)", ylabel="power",
                title=f"power spectrum: {_label(name, rows[0]['J'])}")
         ax.legend(fontsize=7)
     _save(fig, out, svg)

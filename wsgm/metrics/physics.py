@@ -25,11 +25,15 @@ Result = tuple[dict[str, float], dict[str, list[float]]]
 PHYSICS: dict[str, Callable[[np.ndarray, dict], Result]] = {}
 
 DEFINITIONS = {
-    "spectrum_log_error": "mean over radial frequency shells 0..L/2 of |log(P_samples/P_data)|",
+    "spectrum_log_error": "mean over the Fourier modes of radial shells 0..L/2 (DC included) of "
+                          "|log(P_samples/P_data)| of their shell: shells weighted by their number of modes",
+    "spectrum_log_error_unweighted": "mean over radial frequency shells 0..L/2 (DC included) of "
+                                     "|log(P_samples/P_data)|, every shell counted once",
     "spectrum_rel_error_max": "max over radial frequency shells 0..L/2 of |P_samples/P_data - 1|",
     "spectrum_rel_error_shells": "per radial shell 0..L/2: P_samples/P_data - 1 (list)",
     "spectrum_log_error_exact": "as spectrum_log_error, against the exact spectrum of the simulation "
                                 "(at this resolution: the exact spectrum of its wavelet low-pass)",
+    "spectrum_log_error_unweighted_exact": "as spectrum_log_error_unweighted, against the exact spectrum",
     "spectrum_rel_error_max_exact": "as spectrum_rel_error_max, against the exact spectrum",
     "marginal_w1": "Wasserstein-1 distance between the pixel histograms of samples and data "
                    "(1000 mid-point quantiles)",
@@ -63,12 +67,12 @@ def physics(name: str):
 @physics("spectrum")
 def spectrum(x: np.ndarray, level: dict) -> Result:
     p = power_spectrum(x)
-    metrics = spectrum_errors(p, level["power"])
+    metrics = spectrum_errors(p, level["power"], size=x.shape[-1])
     spectra = {"samples": p.tolist(), "data": np.asarray(level["power"]).tolist(),
                "rel_error": (p / level["power"] - 1).tolist()}
     if "exact2d" in level:
         exact = radial_average(level["exact2d"])
-        metrics |= spectrum_errors(p, exact, "_exact")
+        metrics |= spectrum_errors(p, exact, "_exact", size=x.shape[-1])
         spectra["exact"] = exact.tolist()
     return metrics, spectra
 
