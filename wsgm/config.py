@@ -237,10 +237,72 @@ def _check_semantics(cfg: dict, warnings: list[str], inverse_explicit: bool = Tr
             raise ConfigError(
                 f"config error at '{key}.net.channel_mult': {levels} levels need image sides "
                 f"divisible by {need}, but the coarsest scale is {size // 2**J}. Fix: use fewer levels")
+        _resolve_padding(exp, datasets[exp["dataset"]]["kind"])
+        _check_receptive_field(name, exp, size)
+        _check_prior(cfg, name, exp, warnings)
         _check_feature_sides(cfg, name, exp)
         _check_counts(cfg, name, exp, warnings)
     _check_inverse(cfg)
     _check_inverse_alignment(cfg, warnings, inverse_explicit)
+
+
+PERIODIC_KINDS = ("gaussian", "phi4")  # fields on a periodic grid: circular padding fits them
+
+
+def _resolve_padding(exp: dict, kind: str) -> None:
+    """net.padding auto → circular for periodic dataset kinds, zeros otherwise, written into the
+    config so that every spec records the resolved value."""
+    if exp["net"]["padding"] == "auto":
+        exp["net"]["padding"] = "circular" if kind in PERIODIC_KINDS else "zeros"
+
+
+def _check_receptive_field(name: str, exp: dict, size: int) -> None:
+    """The unconditional model (SGM's, or WSGM's coarsest, j = J) must see its whole input: the
+    image mean (the DC mode) is usually the largest-variance direction of the data, and a model
+    that cannot see all pixels cannot estimate it. Conditional models (j < J) may be local."""
+    from wsgm.nets import receptive_field as rf
+
+    net, J = exp["net"], exp["J"]
+    side = rf.model_side(size, J, J)
+    if rf.sees_whole_input(net, side):
+        return
+    levels = len(net["channel_mult"])
+    width = rf.receptive_field(levels, net["num_res_blocks"], side)
+    bottleneck = side >> (levels - 1)
+    what = "the image" if J == 0 else f"the coarsest low-pass x_{J}"
+    fixes = []
+    if side % 2**levels == 0:
+        fixes.append(f"add a level to channel_mult (e.g. {[*net['channel_mult'], net['channel_mult'][-1]]})")
+    fixes.append(f"set attn_resolutions: [{bottleneck}] (global attention at the {bottleneck}x{bottleneck} "
+                 "bottleneck)")
+    raise ConfigError(
+        f"config error at 'experiments.{name}.net': the unconditional model of experiment {name!r} "
+        f"(on {what}, {side}x{side}) cannot see its whole input: the receptive field of its centre pixel "
+        f"is {width} pixels ({levels} level(s), num_res_blocks {net['num_res_blocks']}, no attention at its "
+        f"resolutions), so it cannot estimate the mean of its input, usually the data's largest-variance "
+        f"mode. Fix: " + ", or ".join(fixes))
+
+
+def _check_prior(cfg: dict, name: str, exp: dict, warnings: list[str]) -> None:
+    """Warn when the forward process leaves the largest-variance mode of a band far from the prior
+    (:mod:`wsgm.prior`); known here for simulated Gaussian fields (exact spectrum), for other data
+    train warns from the decompose stage's estimate."""
+    from wsgm import prior
+
+    ds = cfg["datasets"][exp["dataset"]]
+    if ds["kind"] != "gaussian":
+        return
+    lams = prior.exact_max_mode_variance(ds["size"], float(ds["xi"]), float(ds["eta"]), exp["J"], exp["wavelet"])
+    for j in range(exp["J"], -1, -1):
+        band = prior.band_name(exp["J"], j)
+        r = prior.mismatch(exp["sde"], lams[band])
+        if r > prior.THRESHOLD:
+            warnings.append(
+                f"config warning at 'experiments.{name}.sde': the forward process does not reach its prior "
+                f"for model {j} of experiment {name!r}: m(T)²·λ_max / prior variance = {r:.3g} > "
+                f"{prior.THRESHOLD:g} (λ_max = {lams[band]:.4g}, the largest mode variance of the normalized "
+                f"band {band}; the sampled variance of that mode is then about {r:.1%} too small even with "
+                "the exact score). Fix: raise sde.beta_max (vp, subvp, vp_exp), sde.T, or sde.sigma_max (ve)")
 
 
 def _check_feature_sides(cfg: dict, name: str, exp: dict) -> None:

@@ -2,7 +2,8 @@
 
 One Dask graph reads the dataset in chunks along N, applies one DWT level at a time (torch, on
 each chunk), stores every band into pre-created Zarr arrays whose chunks match the Dask chunks,
-and computes per-channel mean/std of every band in the same pass (float64 Welford/Chan merge).
+and computes per-channel mean/std of every band in the same pass (float64 Welford/Chan merge), and
+the largest mode variance of every normalized band (``max_mode_variance``: :mod:`wsgm.prior`).
 For J = 0 (plain SGM) the store holds ``low0`` = the data itself, with its stats, so both paths
 read normalization from the same place.
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 import zarr
 
-from wsgm import wavelets
+from wsgm import prior, wavelets
 from wsgm.data.store import StoreError, create_array, open_group
 
 
@@ -179,6 +180,7 @@ def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: st
     targets = {name: create_array(group, name, shape, chunk_n)
                for name, shape in band_shapes(n, c, h, w, J).items()}
     parts: dict[str, list[np.ndarray]] = {name: [] for name in targets}
+    powers: dict[str, np.ndarray | None] = {name: None for name in targets}  # prior.power_sums, merged
     window = chunk_n * WINDOW_CHUNKS
     t0 = time.perf_counter()
     with dask_scheduler(scheduler, threads):
@@ -190,16 +192,19 @@ def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: st
             writes = da.store(list(bands.values()), [targets[k] for k in bands], lock=False,
                               regions=[(slice(start, stop),)] * len(bands), compute=False)
             # optimize_graph=False: a fused copy per block would recompute the DWT for the stats
-            stats = {k: [dask.delayed(_block_stats)(b) for b in arr.to_delayed(optimize_graph=False).ravel()]
-                     for k, arr in bands.items()}
-            _, got = dask.compute(writes, stats)
+            blocks = {k: arr.to_delayed(optimize_graph=False).ravel() for k, arr in bands.items()}
+            stats = {k: [dask.delayed(_block_stats)(b) for b in v] for k, v in blocks.items()}
+            power = {k: [dask.delayed(prior.power_sums)(b) for b in v] for k, v in blocks.items()}
+            _, got, got_power = dask.compute(writes, stats, power)
             for k, v in got.items():
                 parts[k].extend(v)
+                window_sum = sum(got_power[k])
+                powers[k] = window_sum if powers[k] is None else powers[k] + window_sum
             _release_freed_memory()
             rate = stop * x.dtype.itemsize * c * h * w / 2**20 / (time.perf_counter() - t0)
             log.info("decomposed %d/%d images (%.0f MB/s)", stop, n, rate)
 
-    attrs = {"wavelet": wavelet, "J": J, "shape": [n, c, h, w], "stats": {}}
+    attrs = {"wavelet": wavelet, "J": J, "shape": [n, c, h, w], "stats": {}, "max_mode_variance": {}}
     for name, blocks in parts.items():
         mean, std = merge_stats(blocks)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
@@ -209,6 +214,8 @@ def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: st
             raise StoreError(f"{data}: band {name} has zero variance in some channel, so it "
                              "cannot be normalized. Fix: check the dataset (constant images?)")
         attrs["stats"][name] = {"mean": mean.tolist(), "std": std.tolist()}
+        # largest mode variance of the normalized band: does the forward process reach its prior?
+        attrs["max_mode_variance"][name] = prior.max_mode_variance(powers[name], mean.tolist(), std.tolist())
     group.attrs.update(attrs)
     return attrs
 

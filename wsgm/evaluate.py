@@ -41,6 +41,8 @@ DEFINITIONS = {
     "spectrum_log_error_data_floor": "spectrum_log_error of n_samples real images against the full "
                                      "dataset (sampling-noise floor; the subset is part of the dataset)",
     "<metric>_data_floor": "the metric for n_samples real images in place of the samples",
+    "std": "pixel standard deviation of the samples (all pixels and channels; data: std_data)",
+    "std_data": "pixel standard deviation of n_samples real images (the first ones of the dataset)",
 }
 FLOORED = ("fid", "kid", "spectrum_log_error", "spectrum_log_error_unweighted", "marginal_w1", "kl_exact_per_dim", "energy_w1", "magnetization_w1")
 
@@ -108,6 +110,8 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
         real = wavelets.lowpass(real0, k, meta["wavelet"]).numpy()
         floor, _ = score(real, levels[k], spec, device, k)
         metrics |= {f"{m}_data_floor": floor[m] for m in FLOORED if m in floor}
+        # pixel std beside the data's, whatever the metrics (a wrong DC mode shows here first)
+        metrics |= {"std": float(x.std()), "std_data": float(real.std())}
         scales[str(k)] = {"size": int(x.shape[-1]), "metrics": metrics, "spectra": spectra}
         log.info("x%d (%dx%d): %s", k, x.shape[-1], x.shape[-1],
                  ", ".join(f"{m}={v:.4g}" for m, v in metrics.items() if isinstance(v, float)))

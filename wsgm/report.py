@@ -151,6 +151,7 @@ def best_table(results: list[dict], metrics: list[str]) -> dict[str, dict]:
                 r, v = min(cands, key=lambda rv: rv[1])
                 best[name][metric] = {"steps": Steps(r["steps"]).label, "value": v,
                                       "floor": r["metrics"].get(f"{metric}_data_floor"),
+                                      "std": r["metrics"].get("std"), "std_data": r["metrics"].get("std_data"),
                                       "nfe_per_sample": r.get("cost", {}).get("nfe_per_sample"),
                                       "samples_per_s": r.get("cost", {}).get("samples_per_s")}
     return best
@@ -160,13 +161,27 @@ def _fmt(v) -> str:
     return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-def table_markdown(best: dict, results: list[dict]) -> str:
-    lines = ["| experiment | metric | best steps | value | real-data floor | NFE/sample | samples/s |",
-             "|---|---|---|---|---|---|---|"]
+def table_markdown(best: dict, results: list[dict], experiments: dict | None = None) -> str:
+    """The best settings (with the samples' pixel std beside the data's at that setting) and, from
+    the report spec's ``experiments``, each model's receptive field."""
+    lines = ["| experiment | metric | best steps | value | real-data floor | sample std | data std | NFE/sample "
+             "| samples/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, per in best.items():
         for metric, b in per.items():
             lines.append(f"| {name} | {metric} | {b['steps']} | {_fmt(b['value'])} | {_fmt(b['floor'])} "
+                         f"| {_fmt(b.get('std'))} | {_fmt(b.get('std_data'))} "
                          f"| {_fmt(b['nfe_per_sample'])} | {_fmt(b['samples_per_s'])} |")
+    models = [(name, m) for name, e in (experiments or {}).items() for m in e.get("models", [])]
+    if models:
+        lines += ["", "| experiment | model | input side | receptive field (px) | attention at | padding "
+                  "| sees whole input |", "|---|---|---|---|---|---|---|"]
+        for name, m in models:
+            J = experiments[name]["J"]
+            model = f"{m['scale']} ({'unconditional' if m['scale'] == J else 'conditional'})"
+            attn = ", ".join(map(str, m["attention"])) or "–"
+            lines.append(f"| {name} | {model} | {m['side']} | {m['receptive_field']} | {attn} | {m['padding']} "
+                         f"| {'yes' if m['sees_whole_input'] else 'no'} |")
     ext = {json.dumps(r.get("extractor"), sort_keys=True) for r in results if r.get("extractor")}
     if ext:
         lines += ["", "FID/KID feature extractor: " + "; ".join(sorted(ext))]
@@ -174,14 +189,18 @@ def table_markdown(best: dict, results: list[dict]) -> str:
 
 
 def table_html(markdown: str) -> str:
-    rows = [line for line in markdown.splitlines() if line.startswith("|") and "---" not in line]
-    cells = [[html.escape(c.strip()) for c in row.strip("|").split("|")] for row in rows]
-    head = "".join(f"<th>{c}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
-    notes = "".join(f"<p>{html.escape(line)}</p>" for line in markdown.splitlines()
-                    if line and not line.startswith("|"))
-    return (f"<!doctype html><meta charset='utf-8'><title>Best settings</title>"
-            f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>{notes}\n")
+    """Each Markdown table of ``markdown`` (blocks separated by blank lines) as an HTML table; other
+    lines as paragraphs."""
+    parts = []
+    for block in markdown.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|") and "---" not in line]
+        if rows:
+            cells = [[html.escape(c.strip()) for c in row.strip("|").split("|")] for row in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
+            parts.append(f"<table border='1' cellpadding='4'><tr>{head}</tr>{body}</table>")
+        parts += [f"<p>{html.escape(line)}</p>" for line in block.splitlines() if line and not line.startswith("|")]
+    return "<!doctype html><meta charset='utf-8'><title>Best settings</title>" + "".join(parts) + "\n"
 
 
 def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict[str, Path],
@@ -217,7 +236,7 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
                     for r in results if r["experiment"] == name}
              for name in spec["experiments"]}
     best = best_table(results, shown)
-    markdown = table_markdown(best, results)
+    markdown = table_markdown(best, results, spec.get("experiments"))
     if "table_md" in outputs:
         outputs["table_md"].write_text(markdown)
     if "table_html" in outputs:

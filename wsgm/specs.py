@@ -220,9 +220,20 @@ def uses_inception(cfg: dict) -> bool:
         {"fid", "kid"} & set(e["metrics"]) for e in cfg["experiments"].values())
 
 
+def models_view(cfg: dict, exp_name: str) -> list[dict]:
+    """Per model j = 0..J of an experiment: its input side, receptive field, attention resolutions,
+    padding and whether it sees its whole input (:func:`wsgm.nets.receptive_field.describe`)."""
+    from wsgm.nets import receptive_field
+
+    exp = experiment(cfg, exp_name)
+    size, J = cfg["datasets"][exp["dataset"]]["size"], exp["J"]
+    return [{"scale": j, **receptive_field.describe(exp["net"], receptive_field.model_side(size, J, j))}
+            for j in range(J + 1)]
+
+
 def report(cfg: dict) -> dict:
     exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [Steps(s).label for s in e["sampling"]["steps"]],
-                   "sampler": e["sampling"]["sampler"]}
+                   "sampler": e["sampling"]["sampler"], "models": models_view(cfg, name)}
             for name, e in cfg["experiments"].items()}
     return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report")}
 

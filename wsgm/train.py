@@ -229,6 +229,7 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
                         spec["experiment"], j), rank=rank, world=world)
     kwargs = net_kwargs(spec["net"], data.shape[0], data.cond_shape[0] if data.cond_shape else 0, data.shape[-1])
     model = UNet(**kwargs).to(device)
+    checks = fairness(spec, store, data.shape[-1])
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
     gen = torch.Generator().manual_seed(derive_seed(spec["seed"], "train-data", spec["experiment"], j,
@@ -282,7 +283,32 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
     head, tail = losses[: max(1, len(losses) // 10)], losses[-max(1, len(losses) // 10):]
     return {"loss_start": sum(head) / len(head), "loss_end": sum(tail) / len(tail),
             "parameters": sum(p.numel() for p in model.parameters()), "steps": len(losses),
-            "resumed_from": start, "world_size": world, "amp": amp, "parameterization": kind}
+            "resumed_from": start, "world_size": world, "amp": amp, "parameterization": kind, **checks}
+
+
+def fairness(spec: dict, store: Path, side: int) -> dict:
+    """What the record says about this model's handicaps: its receptive field (and whether it sees
+    its whole input), and how far the forward process at T leaves the band's largest-variance mode
+    from the prior (:mod:`wsgm.prior`; a log warning above its threshold)."""
+    from wsgm import prior
+    from wsgm.data.store import open_group
+    from wsgm.nets import receptive_field
+
+    J, j = spec["J"], spec["scale"]
+    out = {"receptive_field": receptive_field.describe(spec["net"], side)}
+    band = prior.band_name(J, j)
+    lam = dict(open_group(store).attrs.get("max_mode_variance", {})).get(band)
+    if lam is not None:
+        r = prior.mismatch(spec["sde"], lam)
+        out["prior_mismatch"] = {"band": band, "max_mode_variance": lam, "ratio": r, "kl_nats": prior.kl_per_mode(r),
+                                 "threshold": prior.THRESHOLD}
+        if r > prior.THRESHOLD:
+            log.warning("the forward process does not reach its prior for experiment %r scale %d: m(T)²·λ_max / "
+                        "prior variance = %.3g > %g (λ_max = %.4g, the largest mode variance of the normalized "
+                        "band %s): that mode's sampled variance is about %.1f%% too small even with the exact "
+                        "score. Fix: raise sde.beta_max (vp, subvp, vp_exp), sde.T, or sde.sigma_max (ve)",
+                        spec["experiment"], j, r, prior.THRESHOLD, lam, band, 100 * r)
+    return out
 
 
 def loss_curve_path(weights: Path) -> Path:

@@ -27,6 +27,7 @@ def net_kwargs(net: dict, in_channels: int, cond_channels: int, image_size: int)
         "attn_resolutions": tuple(net["attn_resolutions"]),
         "dropout": net["dropout"],
         "image_size": image_size,
+        "padding": net.get("padding", "zeros"),  # a spec from before the option: zeros
     }
 
 

@@ -35,15 +35,26 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return F.pad(emb, (0, dim % 2))
 
 
+PADDINGS = ("zeros", "circular")
+
+
+def conv3(in_ch: int, out_ch: int, padding: str = "zeros", stride: int = 1) -> nn.Conv2d:
+    """3×3 convolution keeping the size (halving it with ``stride`` 2), padded with zeros or
+    periodically (``circular``: exactly shift-equivariant on periodic fields)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding {padding!r} is not one of {PADDINGS}")
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, padding_mode=padding)
+
+
 class ResBlock(nn.Module):
     """Norm-SiLU-conv residual block with an additive time-embedding projection."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float) -> None:
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, padding: str = "zeros") -> None:
         super().__init__()
-        self.norm1, self.conv1 = _norm(in_ch), nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm1, self.conv1 = _norm(in_ch), conv3(in_ch, out_ch, padding)
         self.emb = nn.Linear(emb_dim, out_ch)
         self.norm2, self.drop = _norm(out_ch), nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.conv2 = _zero(conv3(out_ch, out_ch, padding))
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -72,9 +83,9 @@ class AttnBlock(nn.Module):
 class Downsample(nn.Module):
     """Stride-2 3x3 convolution halving the spatial size."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, padding: str = "zeros") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+        self.conv = conv3(ch, ch, padding, stride=2)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         """Downsample ``x``; ``emb`` is ignored."""
@@ -84,9 +95,9 @@ class Downsample(nn.Module):
 class Upsample(nn.Module):
     """Nearest-neighbour x2 upsampling followed by a 3x3 convolution."""
 
-    def __init__(self, ch: int) -> None:
+    def __init__(self, ch: int, padding: str = "zeros") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv = conv3(ch, ch, padding)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         """Upsample ``x``; ``emb`` is ignored."""
@@ -97,13 +108,16 @@ class UNet(nn.Module):
     """DDPM-style U-Net mapping (x, t[, cond]) to a tensor of shape (N, out_channels, H, W).
 
     Attention placement is fixed at construction from ``image_size``; the middle block gets
-    attention only if the lowest resolution is listed in ``attn_resolutions``.
+    attention only if the lowest resolution is listed in ``attn_resolutions``. ``padding`` pads
+    every 3×3 convolution (down- and upsampling included) with zeros or periodically
+    (``circular``: the net is then exactly equivariant to shifts by multiples of 2^(levels-1)).
+    Its receptive field: :mod:`wsgm.nets.receptive_field`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, cond_channels: int = 0,
                  channels: int = 32, channel_mult: tuple[int, ...] = (1, 2),
                  num_res_blocks: int = 1, attn_resolutions: tuple[int, ...] = (),
-                 dropout: float = 0.0, image_size: int = 32) -> None:
+                 dropout: float = 0.0, image_size: int = 32, padding: str = "zeros") -> None:
         super().__init__()
         if len(channel_mult) < 1:
             raise ValueError("channel_mult must have at least one level")
@@ -114,37 +128,39 @@ class UNet(nn.Module):
         self.in_channels, self.cond_channels, self.channels = in_channels, cond_channels, channels
         emb_dim = 4 * channels
         self.time_mlp = nn.Sequential(nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.conv_in = nn.Conv2d(in_channels + cond_channels, channels, 3, padding=1)
+        if padding not in PADDINGS:
+            raise ValueError(f"padding {padding!r} is not one of {PADDINGS}")
+        self.conv_in = conv3(in_channels + cond_channels, channels, padding)
 
         self.down = nn.ModuleList()
         skips, ch, res = [channels], channels, image_size
         for level, mult in enumerate(channel_mult):
             for _ in range(num_res_blocks):
-                self.down.append(ResBlock(ch, channels * mult, emb_dim, dropout))
+                self.down.append(ResBlock(ch, channels * mult, emb_dim, dropout, padding))
                 ch = channels * mult
                 if res in attn_resolutions:
                     self.down.append(AttnBlock(ch))
                 skips.append(ch)
             if level < len(channel_mult) - 1:
-                self.down.append(Downsample(ch))
+                self.down.append(Downsample(ch, padding))
                 skips.append(ch)
                 res //= 2
 
         mid_attn = [AttnBlock(ch)] if res in attn_resolutions else []
-        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_dim, dropout), *mid_attn,
-                                  ResBlock(ch, ch, emb_dim, dropout)])
+        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_dim, dropout, padding), *mid_attn,
+                                  ResBlock(ch, ch, emb_dim, dropout, padding)])
 
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for _ in range(num_res_blocks + 1):
-                self.up.append(ResBlock(ch + skips.pop(), channels * mult, emb_dim, dropout))
+                self.up.append(ResBlock(ch + skips.pop(), channels * mult, emb_dim, dropout, padding))
                 ch = channels * mult
                 if res in attn_resolutions:
                     self.up.append(AttnBlock(ch))
             if level > 0:
-                self.up.append(Upsample(ch))
+                self.up.append(Upsample(ch, padding))
                 res *= 2
-        self.out = nn.Sequential(_norm(ch), nn.SiLU(), _zero(nn.Conv2d(ch, out_channels, 3, padding=1)))
+        self.out = nn.Sequential(_norm(ch), nn.SiLU(), _zero(conv3(ch, out_channels, padding)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Return the network output for inputs ``x`` (N, C, H, W), times ``t`` (N,), optional ``cond``."""
