@@ -151,7 +151,9 @@ def test_sampling_with_a_truncated_model_names_it_and_delete_rerun_recovers(proj
     out = tmp_path / "samples.zarr"
     capsys.readouterr()
     assert main(_sample_args(project, models, out)) == 2
-    _one_error(capsys, "sample", str(models[0]), "not a readable weights file", "rm ")
+    # the stage's input check finds it first (its content is not what `wsgm train` wrote); the loader's
+    # own message (a file without a record, or read outside a stage) is tested above
+    _one_error(capsys, "sample", str(models[0]), "is corrupt", "not what the train stage wrote", "rm ")
     _no_output(out)
     # the recovery the message names: delete the file and its record, retrain that scale, sample again
     models[0].unlink()
@@ -233,7 +235,7 @@ def test_evaluate_with_a_truncated_reference_names_it_and_delete_rerun_recovers(
     out = tmp_path / "metrics.json"
     capsys.readouterr()
     assert main(_evaluate_args(project, reference, out)) == 2
-    _one_error(capsys, "evaluate", str(reference), "not a readable reference statistics file")
+    _one_error(capsys, "evaluate", str(reference), "is corrupt", "not what the reference stage wrote", "rm ")
     _no_output(out)
     reference.unlink()
     provenance.record_path(reference).unlink()
