@@ -14,3 +14,10 @@ class UserError(Exception):
 class Interrupted(Exception):
     """A termination signal (SLURM time limit, preemption, Ctrl-C) stopped a stage after it saved
     what lets a rerun resume (training: a checkpoint)."""
+
+
+def damaged(path, what: str, fix: str) -> str:
+    """The one-line message for a damaged file: what it is, why, and the fix (delete + rerun)."""
+    from wsgm.provenance import record_path
+
+    return f"{path} {what}. Fix: delete it (rm {path} {record_path(path)}) and {fix}"

@@ -96,7 +96,7 @@ class ReferenceFileError(StoreError):
 def load(path: Path) -> tuple[dict, dict[int, dict]]:
     """(meta, {k: level dict}) of a reference file; a damaged or incomplete one is one
     :class:`ReferenceFileError` naming it and the fix (delete it and its record, rerun)."""
-    from wsgm.nets.load import damaged
+    from wsgm.errors import damaged
 
     path = Path(path)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from wsgm import sde as sde_lib
-from wsgm.errors import UserError
+from wsgm.errors import UserError, damaged
 from wsgm.nets.param import EpsModel
 from wsgm.nets.unet import UNet
 
@@ -64,13 +64,6 @@ def short_reason(exc: BaseException) -> str:
     if isinstance(exc, KeyError) or not line:
         line = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
     return f"truncated or corrupt: {line}"
-
-
-def damaged(path: Path, what: str, fix: str) -> str:
-    """The one-line message for a damaged file: what it is, why, and the fix (delete + rerun)."""
-    from wsgm.provenance import record_path
-
-    return f"{path} {what}. Fix: delete it (rm {path} {record_path(path)}) and {fix}"
 
 
 def _model_error(path: Path, reason: str) -> ModelError:
