@@ -78,29 +78,46 @@ def _cli_tree(commands: tuple[str, ...]) -> ast.Module:
     return tree
 
 
-def _hash(trees: dict[str, ast.AST], skip: frozenset[str] = frozenset()) -> str:
-    """Hash of the given trees and, transitively, of every wsgm module they import (but ``skip``)."""
-    seen: dict[str, ast.AST] = dict(trees)
-    todo = [m for tree in trees.values() for m in _wsgm_imports(tree) if m not in skip]
+Summary = tuple[str, frozenset[str]]  # (code fingerprint, wsgm modules imported)
+
+
+def _summary(tree: ast.AST) -> Summary:
+    imports = frozenset(_wsgm_imports(tree))  # before the fingerprint, which drops docstrings in place
+    return code_fingerprint(tree), imports
+
+
+@functools.cache
+def _module(name: str) -> Summary | None:
+    """A module's summary, parsed once per process (None: an imported name, not a module)."""
+    path = _module_file(name)
+    return None if path is None else _summary(ast.parse(path.read_text()))
+
+
+@functools.cache
+def _cli_entry(commands: tuple[str, ...]) -> Summary:
+    return _summary(_cli_tree(commands))
+
+
+def _hash(roots: dict[str, Summary], skip: frozenset[str] = frozenset()) -> str:
+    """Hash of the given modules and, transitively, of every wsgm module they import (but ``skip``)."""
+    seen: dict[str, Summary] = dict(roots)
+    todo = [m for _, imports in roots.values() for m in imports if m not in skip]
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or (summary := _module(name)) is None:
             continue
-        path = _module_file(name)
-        if path is None:
-            continue  # an imported name (function/class), not a module
-        seen[name] = ast.parse(path.read_text())
-        todo.extend(_wsgm_imports(seen[name]))
+        seen[name] = summary
+        todo.extend(summary[1])
     h = hashlib.sha256()
     for name in sorted(seen):
-        h.update(name.encode() + b"\0" + code_fingerprint(seen[name]).encode() + b"\0")
+        h.update(name.encode() + b"\0" + seen[name][0].encode() + b"\0")
     return h.hexdigest()[:16]
 
 
 @functools.cache
 def code_hash(module: str) -> str:
     """Hash of a wsgm module's code and of every wsgm module it imports, transitively."""
-    return _hash({module: ast.parse(_module_file(module).read_text())})
+    return _hash({module: _module(module)})
 
 
 @functools.cache
@@ -108,12 +125,11 @@ def stage_code_hash(module: str, commands: str | tuple[str, ...]) -> str:
     """Hash of all the code a stage runs: ``module`` (transitively) and its CLI entry, the
     function(s) ``commands`` of wsgm/cli.py it goes through (see the module docstring)."""
     commands = (commands,) if isinstance(commands, str) else tuple(commands)
-    stage = _hash({module: ast.parse(_module_file(module).read_text())})
-    entry = _hash({CLI: _cli_tree(commands), MAIN: ast.parse(_module_file(MAIN).read_text())},
-                  skip=PLANNING_MODULES)
+    stage = _hash({module: _module(module)})
+    entry = _hash({CLI: _cli_entry(commands), MAIN: _module(MAIN)}, skip=PLANNING_MODULES)
     return hashlib.sha256(f"{stage}:{entry}".encode()).hexdigest()[:16]
 
 
 def clear_cache() -> None:
-    code_hash.cache_clear()
-    stage_code_hash.cache_clear()
+    for cached in (_module, _cli_entry, code_hash, stage_code_hash):
+        cached.cache_clear()

@@ -34,14 +34,10 @@ def save_array(group: zarr.Group, name: str, data: np.ndarray) -> zarr.Array:
     return group.create_array(name, data=data, compressors=CHUNK_CODEC)
 
 
-def _hint(path: Path) -> str:
-    return rebuild_hint(path)
-
-
 def _unreadable(path: Path, name: str, exc: Exception) -> StoreError:
     return StoreError(f"{path}: array {name!r} has a corrupt chunk ({exc}); the store was damaged "
                       f"after it was written (a flipped bit, a truncated or replaced chunk file). "
-                      f"{_hint(path)}")
+                      f"{rebuild_hint(path)}")
 
 
 def _is_decode_error(exc: Exception) -> bool:
@@ -96,7 +92,7 @@ class ReadGroup:
             node = self.group[name]
         except (ValueError, RuntimeError) as exc:  # a damaged zarr.json
             raise StoreError(f"{self.store}: the metadata of {self.prefix + name!r} is unreadable ({exc}). "
-                             f"{_hint(self.store)}") from None
+                             f"{rebuild_hint(self.store)}") from None
         if isinstance(node, zarr.Array):
             return ReadArray(node, self.store, self.prefix + name)
         return ReadGroup(node, self.store, f"{self.prefix}{name}/")
@@ -120,11 +116,11 @@ def open_group(path: str | Path, *required: str) -> ReadGroup:
     try:
         group = zarr.open_group(str(path), mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as exc:
-        raise StoreError(f"{path} is not a readable Zarr store ({exc}). {_hint(path)}") from None
+        raise StoreError(f"{path} is not a readable Zarr store ({exc}). {rebuild_hint(path)}") from None
     missing = [name for name in required if name not in group]
     if missing:
         raise StoreError(f"{path} lacks array(s) {missing}; it is incomplete or from another "
-                         f"stage. {_hint(path)}")
+                         f"stage. {rebuild_hint(path)}")
     return ReadGroup(group, path)
 
 
