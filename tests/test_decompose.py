@@ -4,6 +4,7 @@ import torch
 import zarr
 
 from wsgm import wavelets
+from wsgm.data import split
 from wsgm.data.store import StoreError, create_array
 from wsgm.decompose import decompose, merge_stats, read_stats, _block_stats
 
@@ -19,7 +20,10 @@ def test_merge_stats_equals_numpy():
 
 def test_store_matches_wavedec2_and_stats(tiny_store):
     data, store = tiny_store
-    x = torch.from_numpy(zarr.open_group(str(data))["x"][:])
+    src = zarr.open_group(str(data))
+    n_train = src.attrs["split"]["train"][1]
+    x = torch.from_numpy(src["x"][:n_train])  # only the train rows are decomposed (never the held-out ones)
+    assert n_train < src["x"].shape[0]
     low, details = wavelets.wavedec2(x, "haar", levels=2)
     group = zarr.open_group(str(store), mode="r")
     assert np.allclose(group["low2"][:], low.numpy(), atol=1e-5)
@@ -38,11 +42,12 @@ def _dataset(path, x):
     group = zarr.open_group(str(path), mode="w")
     arr = create_array(group, "x", x.shape, 4)
     arr[:] = x
+    group.attrs["split"] = split.layout(len(x), 1, 1)
 
 
 def test_nan_in_data_is_a_clear_error(tmp_path):
     x = np.random.default_rng(0).normal(size=(8, 1, 8, 8)).astype(np.float32)
-    x[3, 0, 2, 2] = np.nan
+    x[3, 0, 2, 2] = np.nan  # a train row (the last 2 are held out)
     _dataset(tmp_path / "d.zarr", x)
     with pytest.raises(StoreError, match="NaN"):
         decompose({"wavelet": "haar", "J": 1}, tmp_path / "d.zarr", tmp_path / "o.zarr")

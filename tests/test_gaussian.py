@@ -33,7 +33,11 @@ def test_simulation_is_seeded(tmp_path, tiny_config):
     import zarr
 
     xa, xb = zarr.open_group(str(a))["x"][:], zarr.open_group(str(b))["x"][:]
-    assert xa.shape == (128, 1, 16, 16) and np.array_equal(xa, xb)
+    # n = 128 training images, then n_test + n_floor held-out ones (tiny_config: the defaults)
+    held_out = tiny_config["datasets"]["tiny"]["n_test"] + tiny_config["datasets"]["tiny"]["n_floor"]
+    assert xa.shape == (128 + held_out, 1, 16, 16) and np.array_equal(xa, xb)
+    assert zarr.open_group(str(a)).attrs["split"] == {"train": [0, 128], "reference": [128, 128 + held_out - tiny_config["datasets"]["tiny"]["n_floor"]],
+                                                      "floor": [128 + held_out - tiny_config["datasets"]["tiny"]["n_floor"], 128 + held_out]}
     spec["seed"] = 1
     gaussian.simulate(spec, tmp_path / "c.zarr")
     assert not np.array_equal(xa, zarr.open_group(str(tmp_path / "c.zarr"))["x"][:])

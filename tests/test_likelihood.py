@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import zarr
 import pytest
 import torch
 
@@ -107,7 +108,9 @@ def test_cli_writes_bits_per_dim_with_provenance(tmp_path, tiny_config, tiny_sto
             "--data", str(data), "--store", str(store), "--models", *models, "--n", "3", "--bin-width", "0.01"]
     assert main([*args, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["images"] == {"source": str(data), "offset": 125, "n": 3}  # the last 3 of 128
+    f0 = zarr.open_group(str(data), mode="r").attrs["split"]["floor"][0]
+    assert result["images"] == {"source": str(data), "part": "floor", "offset": 0, "n": 3,
+                                "rows": [f0, f0 + 3]}  # the first 3 held-out floor images
     assert [s["scale"] for s in result["per_scale"]] == [2, 1, 0]
     deq = result["dequantization"]["bits_per_dim"]
     assert deq == pytest.approx(-math.log2(0.01))

@@ -50,7 +50,9 @@ def reference(tmp_path, tiny_config, tiny_store):
 
 def _samples(path, data, J=2, k_bad=None):
     """A 'sample' store holding real images and their low-passes (x_k exactly as the cascade writes)."""
-    x = torch.from_numpy(zarr.open_group(str(data), mode="r")["x"][:32])
+    src = zarr.open_group(str(data), mode="r")
+    f0 = src.attrs["split"]["floor"][0]  # the held-out floor images: the data floor's own set
+    x = torch.from_numpy(src["x"][f0:f0 + 32])
 
     def work(t):
         g = zarr.open_group(str(t["samples"]), mode="w-")
@@ -84,10 +86,17 @@ def test_evaluate_scores_every_resolution(tmp_path, tiny_config, tiny_store, ref
                     "spectrum_log_error_exact", "fid_data_floor", "spectrum_log_error_unweighted",
                     "spectrum_log_error_unweighted_data_floor"):
             assert key in s, (k, key)
-        # the "samples" are the first real images: exactly the data floor
+        # the "samples" are the held-out floor images: exactly the data floor, which they reach
         assert s["fid"] == pytest.approx(s["fid_data_floor"])
+        for key in ("fid", "kid", "spectrum_log_error", "marginal_w1"):
+            lo, hi = s[f"{key}_ci"]
+            assert lo <= s[key] <= hi and lo < hi, (k, key)
+            assert m["scales"][k]["reaches_floor"][key], (k, key)
+            assert len(m["scales"][k]["bootstrap"][key]) == tiny_config["intervals"]["bootstrap"]
         assert len(s["spectrum_rel_error_shells"]) == (16 >> int(k)) // 2 + 1
     assert m["metrics"] == m["scales"]["0"]["metrics"]
+    assert m["held_out"]["floor"]["rows"][0] == zarr.open_group(str(data), mode="r").attrs["split"]["floor"][0]
+    assert "lower end" in m["intervals"]["rule"]
 
 
 def test_nan_samples_are_a_one_line_error(tmp_path, tiny_config, tiny_store, reference, capsys):

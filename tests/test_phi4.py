@@ -107,15 +107,17 @@ def test_autocorrelation_time_of_known_process():
 
 
 def test_dataset_stage(tmp_path):
-    cfg = {"datasets": {"phi": {"kind": "phi4", "size": 8, "n": 48, "beta": 0.5, "chains": 16, "chunk": 16}},
-           "experiments": {"e": {"dataset": "phi", "J": 1, "net": {"channel_mult": [1]}}}}
+    cfg = {"datasets": {"phi": {"kind": "phi4", "size": 8, "n": 48, "beta": 0.5, "chains": 16, "chunk": 16,
+                                "n_test": 16, "n_floor": 8}},
+           "experiments": {"e": {"dataset": "phi", "J": 1, "net": {"channel_mult": [1]},
+                                 "sampling": {"n_samples": 8}}}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     outs = [tmp_path / f"{k}.zarr" for k in "ab"]
     for out in outs:
         assert main(["dataset", "--config", str(path), "--dataset", "phi", "--out", str(out)]) == 0
     x = zarr.open_group(str(outs[0]), mode="r")["x"][:]
-    assert x.shape == (48, 1, 8, 8) and x.dtype == np.float32
+    assert x.shape == (48 + 16 + 8, 1, 8, 8) and x.dtype == np.float32  # train + held-out rows
     assert np.array_equal(x, zarr.open_group(str(outs[1]), mode="r")["x"][:])  # seeded
     mcmc = provenance.read_record(outs[0])["extra"]["mcmc"]
     assert 0.6 < mcmc["acceptance"] <= 1 and mcmc["tau_int"] >= 0.5

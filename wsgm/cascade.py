@@ -22,6 +22,7 @@ from tqdm import tqdm
 from wsgm import sde as sde_lib
 from wsgm import wavelets
 from wsgm.bands import band_pair, normalize
+from wsgm.data import split
 from wsgm.data.store import StoreError, create_array, open_group
 from wsgm.decompose import read_stats
 from wsgm.nets.load import load_model
@@ -96,13 +97,17 @@ def _inverse_task(spec: dict, J: int):
 
 
 def _open_truth(truth: Path, offset: int, n_total: int, shape: list[int]):
-    """The measured images offset..offset+n_total of a dataset store, checked against the spec."""
-    source = open_group(truth, "x")["x"]
-    if source.shape[0] < offset + n_total or tuple(source.shape[1:]) != tuple(shape[1:]):
-        raise StoreError(f"{truth} holds {source.shape[0]} images of shape {tuple(source.shape[1:])}; "
+    """(array, first row): the measured images are held-out floor images offset..offset+n_total of a
+    dataset store (never trained on), checked against the spec."""
+    group = open_group(truth, "x")
+    source, rows = group["x"], split.rows(group, "floor", truth)
+    held_out = rows.stop - rows.start
+    if held_out < offset + n_total or tuple(source.shape[1:]) != tuple(shape[1:]):
+        raise StoreError(f"{truth} holds {held_out} held-out floor images of shape {tuple(source.shape[1:])}; "
                          f"this needs {offset + n_total} of shape {tuple(shape[1:])}. "
-                         "Fix: lower --offset or sampling.n_samples, or use a matching dataset")
-    return source
+                         "Fix: lower --offset or sampling.n_samples, raise the dataset's n_floor, "
+                         "or use a matching dataset")
+    return source, rows.start
 
 
 def _create_arrays(group, spec: dict, task) -> tuple[dict, dict]:
@@ -145,7 +150,7 @@ def sample_to_store(spec: dict, store: Path, model_paths: list[Path], out: Path,
                          "holding 'inverse') together with --truth DATA.zarr, or neither")
     n_total, batch = spec["sampling"]["n_samples"], spec["sampling"]["batch_size"]
     task = _inverse_task(spec, J) if truth is not None else None
-    source = _open_truth(truth, offset, n_total, spec["shape"]) if truth is not None else None
+    source, first = _open_truth(truth, offset, n_total, spec["shape"]) if truth is not None else (None, 0)
     models = [load_model(p, device)[0] for p in model_paths]
     stats = read_stats(store)
     stream = () if task is None else ("inverse", spec["inverse"]["name"], offset)
@@ -163,7 +168,8 @@ def sample_to_store(spec: dict, store: Path, model_paths: list[Path], out: Path,
         bands = None
         if task is not None:
             index = np.arange(offset + begin, offset + begin + n)
-            real = torch.from_numpy(np.asarray(source[offset + begin:offset + begin + n])).to(device)
+            rows = slice(first + offset + begin, first + offset + begin + n)  # held-out floor rows
+            real = torch.from_numpy(np.asarray(source[rows])).to(device)
             y = task.measure(real, index)
             bands = task.bands(y, index, J, spec["wavelet"], stats)
             extra["truth"][begin:begin + n] = real.float().cpu().numpy()
@@ -181,7 +187,8 @@ def sample_to_store(spec: dict, store: Path, model_paths: list[Path], out: Path,
     attrs = {"J": J, "wavelet": spec["wavelet"], "cost": summary, "finite": finite,
              "mode": "generate" if task is None else "inverse"}
     if task is not None:
-        attrs["inverse"] = {"task": spec["inverse"], "source": str(truth), "offset": offset,
+        attrs["inverse"] = {"task": spec["inverse"], "source": str(truth), "offset": offset, "part": "floor",
+                            "rows": [first + offset, first + offset + n_total],
                             "note": "truth = the measured images, y = their measurement; x{k} for k >= 1 "
                                     "are the cascade's low-passes of the solutions"}
     group.attrs.update(attrs)

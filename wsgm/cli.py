@@ -335,12 +335,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--store")
     s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
     s.add_argument("--out")
-    s.add_argument("--offset", type=int, default=0, help="inverse problems: first image of --truth")
+    s.add_argument("--offset", type=int, default=0, help="inverse problems: first measured image within --truth's held-out floor rows")
     s.add_argument("--inverse", choices=specs.INVERSE_TASKS,
                    help="solve this inverse problem (with --config: the task's settings from `inverse`); "
                         "superres = super-resolution from the real low-pass")
     s.add_argument("--truth", help="inverse: the dataset store whose images are measured (default: the "
-                                   "experiment's dataset; pick held-out images with --offset)")
+                                   "experiment's dataset; its held-out floor images are measured, from --offset)")
     s = stage("likelihood", cmd_likelihood, "bits/dim of real images (probability-flow ODE, per scale)")
     s.add_argument("--experiment")
     s.add_argument("--data", help="dataset store of the images (default: the experiment's dataset)")
@@ -348,7 +348,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
     s.add_argument("--out", help="result JSON (default: results/likelihood/EXPERIMENT.json)")
     s.add_argument("--n", type=int, default=64, help="number of images")
-    s.add_argument("--offset", type=int, help="first image (default: the dataset's last --n images)")
+    s.add_argument("--offset", type=int, help="first image within the dataset's held-out floor rows (default 0)")
     s.add_argument("--estimator", default="rademacher", choices=["rademacher", "gaussian", "exact"],
                    help="divergence: Hutchinson probes, or exact (one backward pass per dimension)")
     s.add_argument("--probes", type=int, default=1, help="Hutchinson probes per image")

@@ -185,6 +185,12 @@ def _check_datasets(datasets: dict) -> None:
             raise ConfigError(f"config error at '{key}.channels': the φ⁴ field is a single channel. Fix: "
                               "set channels: 1")
         count, count_key = dataset_count(ds)
+        held_out = ds["n_test"] + ds["n_floor"]
+        if ds["kind"] not in ("gaussian", "phi4") and count is not None and count - held_out < sizes.MIN_SAMPLES:
+            raise ConfigError(
+                f"config error at '{key}.{count_key}': {count} image(s) cannot hold out n_test + n_floor = "
+                f"{held_out} (reference statistics and data floors, never trained on) and leave at least "
+                f"{sizes.MIN_SAMPLES} to train on. Fix: lower {key}.n_test / n_floor or raise {count_key}")
         if count is not None and count < sizes.MIN_SAMPLES:
             raise ConfigError(
                 f"config error at '{key}.{count_key}': {count} image(s) cannot be scored: the reference "
@@ -327,8 +333,8 @@ def _check_feature_sides(cfg: dict, name: str, exp: dict) -> None:
 
 def _check_counts(cfg: dict, name: str, exp: dict, warnings: list[str]) -> None:
     """Images on each side of every comparison evaluate makes: the samples (n_samples), the
-    reference statistics (the dataset's first min(images, fid.n_reference)) and the data floor
-    (its first min(images, n_samples)). Fewer than 2 is an error; FID/KID warnings as documented
+    reference statistics (min(n_test, fid.n_reference) held-out images) and the data floor (n_samples
+    held-out images, which n_floor must hold). Fewer than 2 is an error; FID/KID warnings as documented
     in :mod:`wsgm.metrics.sample_sizes`."""
     ds_name, fid = exp["dataset"], cfg["fid"]
     ds = cfg["datasets"][ds_name]
@@ -340,17 +346,19 @@ def _check_counts(cfg: dict, name: str, exp: dict, warnings: list[str]) -> None:
             f"compares two distributions and needs at least {sizes.MIN_SAMPLES} images on each side (with "
             f"1, FID's covariance is NaN and evaluate fails after training). Fix: set n_samples to at "
             f"least {sizes.MIN_SAMPLES} ({sizes.MIN_MEANINGFUL}+ for meaningful metrics)")
-    count, count_key = dataset_count(ds)
-    data_key = f"datasets.{ds_name}.{count_key}"
+    if ds["n_floor"] < n_samples:
+        raise ConfigError(
+            f"config error at 'datasets.{ds_name}.n_floor': experiment {name!r} draws n_samples = {n_samples}, "
+            f"but its data floor is a held-out real set of the same size and the dataset holds out only "
+            f"n_floor = {ds['n_floor']}. Fix: set datasets.{ds_name}.n_floor to at least {n_samples} (or "
+            f"lower {samples_key})")
     sides = [(n_samples, samples_key)]  # (images, the key that sets them), smallest first wins ties
-    if count is not None and count < fid["n_reference"]:
-        sides.append((count, data_key))
+    if ds["n_test"] < fid["n_reference"]:
+        sides.append((ds["n_test"], f"datasets.{ds_name}.n_test"))
     else:
         sides.append((fid["n_reference"], "fid.n_reference"))
-    if count is not None and count < n_samples:
-        sides.append((count, data_key))
-    counts = (f"samples {n_samples}, reference {min(count or fid['n_reference'], fid['n_reference'])}, "
-              f"data floor {min(count or n_samples, n_samples)}")
+    counts = (f"samples {n_samples}, reference {min(ds['n_test'], fid['n_reference'])} held-out images, "
+              f"data floor {n_samples} held-out images")
     n, key = min(sides, key=lambda s: s[0])
     size, channels = ds["size"], ds["channels"]
     if "fid" in exp["metrics"]:

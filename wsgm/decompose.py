@@ -35,6 +35,7 @@ import torch
 import zarr
 
 from wsgm import prior, wavelets
+from wsgm.data import split
 from wsgm.data.store import StoreError, create_array, open_group
 
 
@@ -167,14 +168,16 @@ def _bands(x: da.Array, wavelet: str, J: int) -> dict[str, da.Array]:
 def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: str | None = None) -> dict:
     """Write the per-scale store at ``out`` (a fresh path); returns its attrs."""
     wavelet, J = spec["wavelet"], spec["J"]
-    src = open_group(data, "x")["x"]
-    n, c, h, w = src.shape
+    group_in = open_group(data, "x")
+    src = group_in["x"]
+    train = split.rows(group_in, "train", data)  # the held-out rows are never decomposed (never trained on)
+    n, (c, h, w) = train.stop, src.shape[1:]
     if h % 2**J or w % 2**J:
         raise StoreError(f"{data}: images are {h}x{w}, not divisible by 2^J = {2**J}. "
                          f"Fix: lower J for this dataset")
     # through the checked reader: a damaged chunk of the dataset stops this with one StoreError
     x = da.from_array(src, chunks=src.chunks, name=f"from-zarr-{dask.base.tokenize(src.array)}",
-                      meta=np.empty((0, 0, 0, 0), dtype=src.dtype))
+                      meta=np.empty((0, 0, 0, 0), dtype=src.dtype))[:n]
     chunk_n = src.chunks[0]
     group = zarr.open_group(str(out), mode="w-")
     targets = {name: create_array(group, name, shape, chunk_n)
@@ -204,7 +207,8 @@ def decompose(spec: dict, data: Path, out: Path, threads: int = 1, scheduler: st
             rate = stop * x.dtype.itemsize * c * h * w / 2**20 / (time.perf_counter() - t0)
             log.info("decomposed %d/%d images (%.0f MB/s)", stop, n, rate)
 
-    attrs = {"wavelet": wavelet, "J": J, "shape": [n, c, h, w], "stats": {}, "max_mode_variance": {}}
+    attrs = {"wavelet": wavelet, "J": J, "shape": [n, c, h, w], "part": "train", "rows": [0, n],
+             "stats": {}, "max_mode_variance": {}}
     for name, blocks in parts.items():
         mean, std = merge_stats(blocks)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):

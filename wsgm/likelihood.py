@@ -32,6 +32,7 @@ import torch
 from wsgm import sde as sde_lib
 from wsgm import wavelets
 from wsgm.bands import band_pair, normalize
+from wsgm.data import split
 from wsgm.data.store import StoreError, open_group
 from wsgm.decompose import read_stats
 from wsgm.errors import UserError
@@ -132,7 +133,7 @@ def likelihood_of_images(spec: dict, data: Path, store: Path, model_paths: list[
                          device: torch.device) -> dict:
     """Bits/dim of images offset..offset+n of the dataset ``data`` (the result as a JSON-able dict).
 
-    ``spec['likelihood']``: n, offset (None: the last n), estimator, probes, bin_width (data units or
+    ``spec['likelihood']``: n, offset (within the held-out floor rows; None: 0), estimator, probes, bin_width (data units or
     None), batch_size (None: all n in one ODE solve), rtol, atol.
     """
     J, opts = spec["J"], spec["likelihood"]
@@ -149,13 +150,16 @@ def likelihood_of_images(spec: dict, data: Path, store: Path, model_paths: list[
                          f"this experiment has J={J}, wavelet {spec['wavelet']!r}. Fix: pass its own --store")
     group = open_group(data, "x")
     source = group["x"]
+    rows = split.rows(group, "floor", data)  # held-out images: never trained on
+    held_out = rows.stop - rows.start
     spectrum = group["spectrum"][:] if "spectrum" in group else None  # a simulated Gaussian field
-    if offset is None:  # the dataset's last n images
-        offset = max(0, source.shape[0] - n)
-    if source.shape[0] < offset + n or offset < 0 or tuple(source.shape[1:]) != tuple(spec["shape"][1:]):
-        raise StoreError(f"{data} holds {source.shape[0]} images of shape {tuple(source.shape[1:])}; this needs "
-                         f"images {offset}..{offset + n - 1} of shape {tuple(spec['shape'][1:])}. "
-                         "Fix: lower --n or --offset, or use the experiment's dataset")
+    if offset is None:  # the first n held-out floor images
+        offset = 0
+    if held_out < offset + n or offset < 0 or tuple(source.shape[1:]) != tuple(spec["shape"][1:]):
+        raise StoreError(f"{data} holds {held_out} held-out floor images of shape {tuple(source.shape[1:])}; "
+                         f"this needs images {offset}..{offset + n - 1} of them, of shape "
+                         f"{tuple(spec['shape'][1:])}. Fix: lower --n or --offset, raise the dataset's "
+                         "n_floor, or use the experiment's dataset")
     stats = read_stats(store)
     models = [load_model(p, device)[0].requires_grad_(False) for p in model_paths]
     sde = sde_lib.build(spec["sde"])
@@ -164,7 +168,7 @@ def likelihood_of_images(spec: dict, data: Path, store: Path, model_paths: list[
     bits, truth, scales = [], [], {}
     t0 = time.perf_counter()
     for begin in range(0, n, batch):
-        x = torch.from_numpy(np.asarray(source[offset + begin:offset + min(n, begin + batch)]))
+        x = torch.from_numpy(np.asarray(source[rows.start + offset + begin:rows.start + offset + min(n, begin + batch)]))
         b, terms = bits_per_dim(models, stats, J, spec["wavelet"], sde, x, device,
                                 bin_width=opts["bin_width"], generator=gen, **kw)
         bits.append(b)
@@ -193,6 +197,7 @@ def likelihood_of_images(spec: dict, data: Path, store: Path, model_paths: list[
             {"bin_width": opts["bin_width"], "bits_per_dim": -math.log2(opts["bin_width"]),
              "note": "bin width in data units; bits/dim bound -log2 P(bin) per dimension"},
             "nfe": sum(s["nfe"] for s in per_scale), "batches": batches, "wall_time_s": wall,
-            "images": {"source": str(data), "offset": offset, "n": n},
+            "images": {"source": str(data), "part": "floor", "offset": offset, "n": n,
+                       "rows": [rows.start + offset, rows.start + offset + n]},
             "estimator": opts["estimator"], "probes": opts["probes"], "device": str(device),
             "per_image_bits_per_dim": [float(v) for v in bits]}

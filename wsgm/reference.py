@@ -1,7 +1,7 @@
 """Reference statistics of the real data at every resolution (``wsgm reference``, one .npz).
 
 For k = 0..J (the resolutions a cascade with this wavelet produces) the data's level-k low-pass is
-summarized once: FID features (mean, covariance and the features themselves, for KID), the
+summarized once, from the dataset's held-out reference rows (:mod:`wsgm.data.split`): FID features (mean, covariance and the features themselves, for KID), the
 radially averaged and per-frequency power spectra, pixel quantiles, and the exact spectrum where
 the dataset stores one, and for φ⁴ datasets (``spec["physics"]["beta"]``) the distributions of
 energy per site and magnetization (:mod:`wsgm.metrics.phi4`). The data is streamed chunk by chunk; at most ``fid.n_reference`` images
@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from wsgm import wavelets
+from wsgm.data import split
 from wsgm.data.store import StoreError, open_group
 from wsgm.metrics import fid as fid_lib
 from wsgm.metrics import phi4 as phi4_lib
@@ -38,7 +39,8 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
     beta = spec.get("physics", {}).get("beta")
     group = open_group(data, "x")
     x = group["x"]
-    n = min(x.shape[0], fid["n_reference"])
+    rows = split.rows(group, "reference", data)  # held out: neither trained on nor used by a floor
+    n = min(rows.stop - rows.start, fid["n_reference"])
     step = x.chunks[0]
     identity = fid_lib.extractor_identity(fid)
     feats: dict[int, list] = {k: [] for k in range(J + 1)}
@@ -47,9 +49,9 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
     obs: dict[int, list] = {k: [] for k in range(J + 1)}
     bar = tqdm(total=n, desc="reference", unit="img", disable=not sys.stderr.isatty())
     for start in range(0, n, step):
-        block = torch.from_numpy(np.asarray(x[start:min(n, start + step)])).to(device)
+        block = torch.from_numpy(np.asarray(x[rows.start + start:rows.start + min(n, start + step)])).to(device)
         if not torch.isfinite(block).all():
-            raise StoreError(f"{data}: images {start}..{start + len(block)} contain NaN/inf. "
+            raise StoreError(f"{data}: images {rows.start + start}..{rows.start + start + len(block)} contain NaN/inf. "
                              "Fix: regenerate or clean the dataset")
         for k in range(J + 1):
             low = wavelets.lowpass(block, k, wavelet).to(torch.float64)
@@ -79,6 +81,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
             e, m = (np.concatenate(a) for a in zip(*obs[k]))
             arrays |= {f"{name}{k}": v for name, v in phi4_lib.summarize(e, m, beta, k).items()}
     meta = {"extractor": identity, "n": n, "J": J, "wavelet": wavelet, "dataset": spec["dataset"],
+            "part": "reference", "rows": [rows.start, rows.start + n],
             "feature_dim": int(arrays["features0"].shape[1])}
     with open(out, "wb") as fh:
         np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)

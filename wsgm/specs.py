@@ -17,13 +17,13 @@ from wsgm.code_version import stage_code_hash
 from wsgm.steps import Steps
 
 DATASET_KEYS = {
-    "gaussian": ("kind", "size", "channels", "n", "xi", "eta", "chunk"),
-    "npz": ("kind", "size", "channels", "path", "key", "offset", "scale", "chunk"),
-    "phi4": ("kind", "size", "channels", "n", "beta", "chains", "chunk"),
+    "gaussian": ("kind", "size", "channels", "n", "xi", "eta", "chunk", "n_test", "n_floor"),
+    "npz": ("kind", "size", "channels", "path", "key", "offset", "scale", "chunk", "n_test", "n_floor"),
+    "phi4": ("kind", "size", "channels", "n", "beta", "chains", "chunk", "n_test", "n_floor"),
     "cifar10": ("kind", "size", "channels", "url", "sha256", "md5", "path", "split", "limit", "license",
-                "chunk"),
+                "chunk", "n_test", "n_floor"),
     "images": ("kind", "size", "channels", "url", "sha256", "md5", "path", "crop", "limit", "license",
-               "chunk"),
+               "chunk", "n_test", "n_floor"),
 }
 FETCHED_KINDS = ("cifar10", "images")
 STAGE_MODULES = {
@@ -142,8 +142,8 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
 def likelihood(cfg: dict, exp_name: str, n: int = 64, offset: int | None = None, estimator: str = "rademacher",
                probes: int = 1, bin_width: float | None = None, batch_size: int | None = None,
                rtol: float = 1e-5, atol: float = 1e-5) -> dict:
-    """Bits/dim of n real images from ``offset`` (None: the dataset's last n, the held-out end that
-    super-resolution uses too)."""
+    """Bits/dim of n held-out real images from ``offset`` within the dataset's floor rows (None: 0,
+    the images inverse problems measure too)."""
     exp = experiment(cfg, exp_name)
     ds = cfg["datasets"][exp["dataset"]]
     opts = {"n": n, "offset": offset, "estimator": estimator, "probes": probes, "bin_width": bin_width,
@@ -162,7 +162,7 @@ def physics(cfg: dict, dataset_name: str) -> dict:
 def evaluate(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
     return {"stage": "evaluate", "experiment": exp_name, "steps": Steps(steps).spec_value, "J": exp["J"],
-            "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "seed": cfg["seed"],
+            "metrics": exp["metrics"], "fid": fid(cfg, "evaluate"), "intervals": cfg["intervals"], "seed": cfg["seed"],
             "device": cfg["device"], "code": _code("evaluate"), **physics(cfg, exp["dataset"])}
 
 
@@ -321,14 +321,6 @@ def all_inverse(cfg: dict) -> list[str]:
 
 def metrics_path(exp_name: str, steps) -> str:
     return METRICS.format(experiment=exp_name, steps=Steps(steps).label)
-
-
-def superres_offset(cfg: dict, exp_name: str) -> int:
-    """Super-resolution inputs: the dataset's last n_samples images (the least likely seen first)."""
-    exp = experiment(cfg, exp_name)
-    ds = cfg["datasets"][exp["dataset"]]
-    n = ds.get("n", exp["sampling"]["n_samples"])
-    return max(0, n - exp["sampling"]["n_samples"])
 
 
 def likelihood_path(exp_name: str) -> str:

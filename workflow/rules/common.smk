@@ -78,10 +78,5 @@ def get_inception(w):
     return specs.inception_inputs(config)
 
 
-def get_offset(w):
-    """First measured image of inverse problems: the dataset's last n_samples images."""
-    return specs.superres_offset(config, w.experiment)
-
-
 def get_checkpoint(w):
     return specs.checkpoint_path(w.experiment, int(w.j))

@@ -1,6 +1,6 @@
 # Inverse problems (not part of `all` unless inverse.in_all; ask for them: snakemake inverse):
 # inpainting / colorization / super-resolution by projection onto the measurements of the
-# dataset's last n_samples images, scored like samples plus the measurement errors.
+# dataset's first n_samples held-out floor images (never trained on), scored like samples plus the measurement errors.
 wildcard_constraints:
     task="|".join(specs.INVERSE_TASKS),
 
@@ -15,7 +15,6 @@ rule inverse_sample:
         record=record(specs.INVERSE),
     params:
         spec=spec_param("inverse", exp_name="experiment", task="task", steps="steps"),
-        offset=get_offset,
     threads: 1
     conda:
         ENV
@@ -25,7 +24,7 @@ rule inverse_sample:
         specs.benchmark_path("inverse", "{experiment}_{task}_steps{steps}")
     shell:
         "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
-        " --truth {input.data} --offset {params.offset} --out {output.samples} --threads {threads}"
+        " --truth {input.data} --out {output.samples} --threads {threads}"
         " > {log} 2>&1"
 
 

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from wsgm.data import archive
+from wsgm.data import archive, split
 from wsgm.data.store import StoreError, save_array, write_uint8_images
 from wsgm.provenance import content_hash
 
@@ -69,5 +69,6 @@ def convert(spec: dict, source, out) -> dict:
     attrs = {"kind": "cifar10", "size": 32, "channels": 3, "n": int(len(x)), "split": d["split"],
              "source": d.get("url") or str(source), "license": d["license"],
              "source_sha256": content_hash(source)}
+    attrs["split"] = split.layout(int(group["x"].shape[0]), d["n_test"], d["n_floor"], spec["name"])
     group.attrs.update(attrs)
     return attrs

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from wsgm.data import split
 from wsgm.data.store import create_array, save_array
 from wsgm.runtime import derive_seed
 
@@ -35,7 +36,8 @@ def sample(spectrum: np.ndarray, n: int, channels: int, rng: np.random.Generator
 def simulate(spec: dict, out: Path) -> dict:
     """Write the dataset store at ``out`` (a fresh path); returns attrs for the record."""
     d = spec["dataset"]
-    size, n, channels, chunk = d["size"], d["n"], d["channels"], d["chunk"]
+    size, channels, chunk = d["size"], d["channels"], d["chunk"]
+    n = split.total(d)  # n training images, then the held-out ones: independent draws
     spectrum = power_spectrum(size, d["xi"], d["eta"])
     group = zarr.open_group(str(out), mode="w-")
     x = create_array(group, "x", (n, channels, size, size), chunk)
@@ -46,5 +48,6 @@ def simulate(spec: dict, out: Path) -> dict:
     save_array(group, "spectrum", spectrum.astype(np.float64))
     attrs = {"kind": "gaussian", "size": size, "channels": channels, "n": n,
              "xi": d["xi"], "eta": d["eta"], "source": "simulated (exact FFT synthesis)"}
+    attrs["split"] = split.layout(int(group["x"].shape[0]), d["n_test"], d["n_floor"], spec["name"])
     group.attrs.update(attrs)
     return attrs

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from wsgm.data import archive
+from wsgm.data import archive, split
 from wsgm.data.store import StoreError, write_uint8_images
 from wsgm.provenance import content_hash
 
@@ -89,5 +89,6 @@ def convert(spec: dict, source: Path, out: Path) -> dict:
     attrs = {"kind": "images", "size": d["size"], "channels": d["channels"], "n": int(group["x"].shape[0]),
              "crop": d["crop"], "source": d.get("url") or str(source), "license": d["license"],
              "source_sha256": content_hash(source)}
+    attrs["split"] = split.layout(int(group["x"].shape[0]), d["n_test"], d["n_floor"], spec["name"])
     group.attrs.update(attrs)
     return attrs

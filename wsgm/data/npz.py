@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from wsgm.data import split
 from wsgm.data.store import StoreError, create_array
 from wsgm.provenance import content_hash
 
@@ -45,6 +46,7 @@ def convert(spec: dict, source: Path, out: Path) -> dict:
     arr[:] = x
     attrs = {"kind": "npz", "size": int(x.shape[2]), "channels": int(x.shape[1]), "n": int(x.shape[0]),
              "source": str(source), "source_sha256": content_hash(source)}
+    attrs["split"] = split.layout(int(group["x"].shape[0]), d["n_test"], d["n_floor"], spec["name"])
     group.attrs.update(attrs)
     return attrs
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import zarr
 
+from wsgm.data import split
 from wsgm.data.store import create_array
 from wsgm.runtime import derive_seed
 
@@ -217,11 +218,13 @@ def simulate(spec: dict, out: Path) -> dict:
     """Write the dataset store at ``out`` (a fresh path); returns attrs for the record."""
     d = spec["dataset"]
     seed = derive_seed(spec["seed"], "dataset", spec["name"])
-    x, report = sample(d["beta"], d["size"], d["n"], d["chains"], seed)
+    n = split.total(d)  # n training fields, then the held-out ones (decorrelated HMC draws)
+    x, report = sample(d["beta"], d["size"], n, d["chains"], seed)
     group = zarr.open_group(str(out), mode="w-")
-    arr = create_array(group, "x", (d["n"], 1, d["size"], d["size"]), d["chunk"])
+    arr = create_array(group, "x", (n, 1, d["size"], d["size"]), d["chunk"])
     arr[:] = x[:, None].cpu().numpy()
-    attrs = {"kind": "phi4", "size": d["size"], "channels": 1, "n": d["n"], "beta": d["beta"],
+    attrs = {"kind": "phi4", "size": d["size"], "channels": 1, "n": n, "beta": d["beta"],
              "source": "simulated (HMC)", "mcmc": asdict(report)}
+    attrs["split"] = split.layout(int(group["x"].shape[0]), d["n_test"], d["n_floor"], spec["name"])
     group.attrs.update(attrs)
     return attrs

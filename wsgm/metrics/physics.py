@@ -18,7 +18,7 @@ import numpy as np
 
 from wsgm.metrics import phi4 as phi4_lib
 from wsgm.metrics.gaussian import empirical_spectrum2d, kl_per_dim
-from wsgm.metrics.marginal import quantiles, wasserstein1_quantiles
+from wsgm.metrics.marginal import QUANTILES, quantiles, wasserstein1_quantiles
 from wsgm.metrics.spectrum import power_spectrum, radial_average, spectrum_errors
 
 Result = tuple[dict[str, float], dict[str, list[float]]]
@@ -57,11 +57,36 @@ DEFINITIONS = {
 }
 
 
+# Optional fast bootstrap of an entry: (images, reference level, B×n resample counts) → {metric:
+# B draws}, equal to the entry's scalars recomputed on each resample (tests check this); entries
+# without one are bootstrapped by recomputing them (wsgm.metrics.intervals.metric_draws).
+DRAWS: dict[str, Callable[[np.ndarray, dict, np.ndarray], dict[str, np.ndarray]]] = {}
+BLOCK = 256  # images per block when summing per-image statistics
+
+
 def physics(name: str):
     def register(fn):
         PHYSICS[name] = fn
         return fn
     return register
+
+
+def draws_of(name: str):
+    def register(fn):
+        DRAWS[name] = fn
+        return fn
+    return register
+
+
+def _weighted_power(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """B×H×W: for each resample (counts w), the mean over its images and channels of |FFT x|²/(HW)."""
+    n, c, h, wd = x.shape
+    acc = np.zeros((len(w), h * wd))
+    for start in range(0, n, BLOCK):
+        f = np.fft.fft2(x[start:start + BLOCK].astype(np.float64))
+        per_image = ((np.abs(f) ** 2).mean(axis=1) / (h * wd)).reshape(len(f), -1)
+        acc += w[:, start:start + BLOCK] @ per_image
+    return (acc / n).reshape(len(w), h, wd)
 
 
 @physics("spectrum")
@@ -77,10 +102,51 @@ def spectrum(x: np.ndarray, level: dict) -> Result:
     return metrics, spectra
 
 
+@draws_of("spectrum")
+def spectrum_draws(x: np.ndarray, level: dict, w: np.ndarray) -> dict[str, np.ndarray]:
+    power = _weighted_power(x, w)
+    refs = [("", np.asarray(level["power"]))]
+    if "exact2d" in level:
+        refs.append(("_exact", radial_average(level["exact2d"])))
+    rows = [{k: v for suffix, ref in refs for k, v in spectrum_errors(radial_average(p), ref, suffix,
+                                                                       size=x.shape[-1]).items()}
+            for p in power]
+    return {m: np.array([r[m] for r in rows]) for m in rows[0]}
+
+
 @physics("marginal")
 def marginal(x: np.ndarray, level: dict) -> Result:
     return {"marginal_w1": wasserstein1_quantiles(quantiles(x), level["quantiles"]),
             "mean": float(x.mean()), "std": float(x.std())}, {}
+
+
+@draws_of("marginal")
+def marginal_draws(x: np.ndarray, level: dict, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Exactly ``np.quantile``'s linear interpolation on each resample's pooled pixels, from one
+    sort: the pooled rank r of a resample is the first sorted pixel whose cumulative count
+    exceeds r."""
+    n = len(x)
+    vals = np.asarray(x, dtype=np.float64).reshape(n, -1)
+    per = vals.shape[1]
+    order = np.argsort(vals.ravel(), kind="stable")
+    sorted_vals, image = vals.ravel()[order], order // per
+    q = (np.arange(QUANTILES) + 0.5) / QUANTILES
+    pos = (n * per - 1) * q
+    low = np.floor(pos)
+    frac = pos - low
+    s1, s2 = vals.sum(1), (vals ** 2).sum(1)
+    out = {"marginal_w1": np.empty(len(w)), "mean": np.empty(len(w)), "std": np.empty(len(w))}
+    last = len(sorted_vals) - 1
+    for b, counts in enumerate(w):
+        cum = np.cumsum(counts[image])
+        i0 = np.minimum(np.searchsorted(cum, low, side="right"), last)
+        i1 = np.minimum(np.searchsorted(cum, low + 1, side="right"), last)
+        qb = sorted_vals[i0] + frac * (sorted_vals[i1] - sorted_vals[i0])
+        out["marginal_w1"][b] = wasserstein1_quantiles(qb, level["quantiles"])
+        mean = counts @ s1 / (n * per)
+        out["mean"][b] = mean
+        out["std"][b] = np.sqrt(max(counts @ s2 / (n * per) - mean ** 2, 0.0))
+    return out
 
 
 @physics("kl")
@@ -88,6 +154,13 @@ def kl(x: np.ndarray, level: dict) -> Result:
     if "exact2d" not in level:
         return {}, {}
     return {"kl_exact_per_dim": kl_per_dim(empirical_spectrum2d(x), level["exact2d"])}, {}
+
+
+@draws_of("kl")
+def kl_draws(x: np.ndarray, level: dict, w: np.ndarray) -> dict[str, np.ndarray]:
+    if "exact2d" not in level:
+        return {}
+    return {"kl_exact_per_dim": np.array([kl_per_dim(p, level["exact2d"]) for p in _weighted_power(x, w)])}
 
 
 @physics("phi4")
