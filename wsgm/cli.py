@@ -284,6 +284,8 @@ def cmd_paper(args):
         for section in ("gaussian", "cost"):
             cfg[section]["sizes"] = [s for s in cfg[section]["sizes"] if s in args.sizes] or args.sizes
         cfg["processes"]["size"] = min(args.sizes)
+        if "gao" in cfg:
+            cfg["gao"]["sizes"] = [s for s in cfg["gao"]["sizes"] if s in args.sizes] or args.sizes
     if args.steps:
         cfg["gaussian"]["steps"] = args.steps
     results = paper.measure(cfg, Path(args.outdir), tuple(args.only or paper.SECTIONS), log.info)
@@ -379,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="paper claims with exact Gaussian scores (config/paper.yaml; alias: theory)")
     t.add_argument("--config", default="config/paper.yaml", help="paper config (sizes, steps, target, processes)")
     t.add_argument("--outdir", default="results/bench", help="where paper_*.json and paper_*.png go")
-    t.add_argument("--only", nargs="+", choices=["gaussian", "cost", "processes"],
+    t.add_argument("--only", nargs="+", choices=["gaussian", "cost", "processes", "gao"],
                    help="run only these sections (cost uses gaussian's SGM steps when both run)")
     t.add_argument("--sizes", nargs="+", type=int, help="reduced run: only these field sizes")
     t.add_argument("--steps", nargs="+", type=int, help="reduced run: this step list")

@@ -6,6 +6,8 @@
   WSGM at fixed steps per scale, and SGM at the steps it needs for the target; log–log slope
   against the number of pixels.
 - ``processes``: steps to the target for each forward process, SGM and WSGM.
+- ``gao``: steps to reach W2 ≤ ε against the data law across ε and d per forward process, fitted
+  exponents beside Gao–Nguyen–Zhu's stated iteration complexities (``wsgm.gao``; optional section).
 
 Errors are exact (``wsgm.theory``), not Monte Carlo, and measured against the continuous-time
 law of the same sampler started from the same prior (``gaussian.against: prior``, the default):
@@ -32,7 +34,7 @@ from wsgm import sde as sde_lib
 from wsgm import theory
 from wsgm.config import ConfigError, defaults
 
-SECTIONS = ("gaussian", "cost", "processes")
+SECTIONS = ("gaussian", "cost", "processes", "gao")
 
 
 def load(path: str | Path) -> dict:
@@ -52,6 +54,13 @@ def load(path: str | Path) -> dict:
                               f"Fix: add them (see config/paper.yaml in the repository)")
     if cfg["gaussian"]["error"] not in ("kl", "spectrum"):
         raise ConfigError(f"{path}: gaussian.error must be kl or spectrum, got {cfg['gaussian']['error']!r}")
+    if "gao" in cfg:  # optional section: configs without it run the other three unchanged
+        keys = ("sizes", "xi", "eta", "coarsest", "wavelet", "sampler", "time_grid", "eps", "eps_values",
+                "max_steps", "rtol")
+        missing = [k for k in keys if k not in (cfg["gao"] or {})]
+        if missing:
+            raise ConfigError(f"{path}: section 'gao' lacks {', '.join(missing)}. "
+                              f"Fix: add them (see config/paper.yaml in the repository)")
     cfg["gaussian"].setdefault("against", "prior")
     if cfg["gaussian"]["against"] not in theory.AGAINST:
         raise ConfigError(f"{path}: gaussian.against must be one of {', '.join(theory.AGAINST)}, "
@@ -277,15 +286,19 @@ def measure(cfg: dict, outdir: Path, sections: tuple[str, ...] = SECTIONS, log=p
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
-    names = {"gaussian": "paper_gaussian", "cost": "paper_cost", "processes": "paper_sde"}
+    names = {"gaussian": "paper_gaussian", "cost": "paper_cost", "processes": "paper_sde", "gao": "paper_gao"}
     for section in SECTIONS:
-        if section not in sections:
+        if section not in sections or (section == "gao" and "gao" not in cfg):
             continue
         t0 = time.perf_counter()
         if section == "gaussian":
             res = gaussian(cfg, log)
         elif section == "cost":
             res = cost(cfg, results.get("gaussian"), log)
+        elif section == "gao":
+            from wsgm import gao
+
+            res = gao.run(cfg, build_sde, log)
         else:
             res = processes(cfg, log)
         res.update(machine(), runtime_s=time.perf_counter() - t0, error=cfg["gaussian"]["error"],
@@ -294,6 +307,10 @@ def measure(cfg: dict, outdir: Path, sections: tuple[str, ...] = SECTIONS, log=p
         with atomic_path(outdir / f"{names[section]}.json") as tmp:
             tmp.write_text(json.dumps(res, indent=2) + "\n")
     plots(results.get("gaussian"), results.get("cost"), results.get("processes"), cfg["gaussian"]["error"], outdir)
+    if "gao" in results:
+        from wsgm import gao
+
+        gao.plot(results["gao"], outdir / "paper_gao.png")
     return results
 
 
@@ -343,6 +360,10 @@ def tables(results: dict[str, dict]) -> str:
             lines += ["", f"log–log slope of time against pixels: WSGM {_num(c['wsgm_slope'])}, SGM "
                           f"{_num(c['sgm_slope'])} (sizes where SGM reached the target)"]
         lines.append("")
+    if "gao" in results:
+        from wsgm import gao
+
+        lines.append(gao.table(results["gao"]))
     if "processes" in results:
         p = results["processes"]
         err = p["error"]

@@ -75,6 +75,14 @@ def _scalars(sde: SDE, t: float) -> tuple[float, float, float, float]:
     return m, s, float(sde.drift_coef(tt)), float(sde.g2(tt))
 
 
+def _grid_scalars(sde: SDE, ts: torch.Tensor) -> list[tuple[float, float, float, float]]:
+    """``_scalars`` at every time of a grid in one vectorized call (same float64 formulas)."""
+    ts = ts.to(torch.float64)
+    m, s = sde.marginal(ts)
+    f, g2 = sde.drift_coef(ts), sde.g2(ts)
+    return list(zip(m.tolist(), s.tolist(), f.expand_as(ts).tolist(), g2.expand_as(ts).tolist()))
+
+
 def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
               grid: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
     """(k, c) per eigenvalue λ: the sampler draws a mode of variance λ (mean g l) as k g l + N(0, c).
@@ -84,25 +92,27 @@ def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
     if sampler not in SAMPLERS:
         raise ValueError(f"exact propagation supports the affine samplers {SAMPLERS}, not {sampler!r}")
     lam, inverse = np.unique(np.asarray(lam, dtype=np.float64), return_inverse=True)  # symmetries
-    ts = [float(t) for t in time_grid(sde, steps, grid)]
+    grid_t = time_grid(sde, steps, grid)
+    ts = [float(t) for t in grid_t]
+    scal = _grid_scalars(sde, grid_t)  # (m, s, f, g2) at every grid time, computed once
     k = np.zeros_like(lam)
     c = np.full_like(lam, sde.prior_std() ** 2)
 
-    def eps_coef(t):  # ε̂ = E x - E m (g l): E per mode
-        m, s, f, g2 = _scalars(sde, t)
+    def eps_coef(i):  # ε̂ = E x - E m (g l): E per mode, at grid time i
+        m, s, f, g2 = scal[i]
         return s / (m**2 * lam + s**2), m, s, f, g2
 
     for i in range(steps):
         t, t2 = ts[i], ts[i + 1]
         dt, last = t - t2, i == steps - 1
-        E, m, s, f, g2 = eps_coef(t)
+        E, m, s, f, g2 = eps_coef(i)
         if sampler in ("em", "ancestral", "pf_ode"):
             if sampler == "em":
                 alpha, beta, gamma2 = 1 - f * dt, -g2 * dt / s, g2 * dt
             elif sampler == "pf_ode":
                 alpha, beta, gamma2 = 1 - f * dt, -0.5 * g2 * dt / s, 0.0
             else:
-                m2, s2 = (float(v) for v in sde.marginal(torch.tensor(t2, dtype=torch.float64)))
+                m2, s2 = scal[i + 1][:2]
                 a = m / m2
                 b2 = max(s**2 - a**2 * s2**2, 0.0)
                 alpha = a * s2**2 / s**2 + m2 * b2 / (s**2 * m)
@@ -110,7 +120,7 @@ def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
             A, B = alpha + beta * E, -beta * E * m
             gamma2 = 0.0 if last else gamma2
         else:  # heun on the PF ODE: drift d(x, t) = a_t x + b_t (g l)
-            E2, m2, s2, f2, g22 = eps_coef(t2)
+            E2, m2, s2, f2, g22 = eps_coef(i + 1)
             a1, b1 = f + 0.5 * g2 / s * E, -0.5 * g2 / s * E * m
             a2, b2 = f2 + 0.5 * g22 / s2 * E2, -0.5 * g22 / s2 * E2 * m2
             A = 1 - 0.5 * dt * a1 - 0.5 * dt * a2 * (1 - dt * a1)
