@@ -96,6 +96,8 @@ def test_phi4_metric_through_reference_and_evaluate(tmp_path):
     assert main(["reference", "--config", str(cfg_path), "--experiment", "e", "--data", str(data),
                  "--out", str(ref)]) == 0
     real = zarr.open_group(str(data), mode="r")["x"][:]
+    from wsgm import reference as ref_lib
+    assert all("phi4_m" in level for level in ref_lib.load(ref)[1].values())  # the data's ⟨m⟩, ⟨m²⟩, ⟨m⁴⟩
     rng = np.random.default_rng(0)
     other, _ = phi4.sample(0.5, 8, 256, 128, seed=1)  # disordered phase
     cases = {"real": real[:256], "gauss": _same_spectrum_gaussian(real[-256:], rng),
@@ -120,7 +122,17 @@ def test_phi4_metric_through_reference_and_evaluate(tmp_path):
         assert b["energy_w1"] > 20 * r["energy_w1"] and b["magnetization_w1"] > 5 * r["magnetization_w1"], k
         assert b["abs_magnetization"] < r["abs_magnetization_data"]
         assert g["spectrum_log_error"] < 0.2  # the Gaussian really has the data's spectrum
-    assert "energy_w1" in json.loads((tmp_path / "real.json").read_text())["definitions"]
+        # real images match the data's G(r) (measured: 0.017 at k = 0, 0.023 at k = 1); the Gaussian with the
+        # spectrum of 256 real images roughly (measured 0.20, 0.26: the DC mode of 256 images is noisy at
+        # criticality); the field at β = 0.5 (disordered) misses it and has a much shorter ξ₂
+        assert r["two_point_error_max"] < 0.1 and g["two_point_error_max"] < 0.5
+        assert b["two_point_error_max"] > 10 * r["two_point_error_max"]
+        assert r["correlation_length"] == pytest.approx(r["correlation_length_data"], rel=0.2)
+        assert r["susceptibility"] == pytest.approx(r["susceptibility_data"], rel=0.2)
+        assert b["correlation_length"] < 0.5 * r["correlation_length_data"]
+    real_json = json.loads((tmp_path / "real.json").read_text())
+    assert {"energy_w1", "susceptibility", "correlation_length", "two_point_error_max"} <= set(real_json["definitions"])
+    assert len(real_json["spectra"]["two_point_samples"]) == len(real_json["spectra"]["two_point_data"]) == 8 // 2 + 1
 
 
 def test_beta_enters_the_specs_of_phi4_datasets_only(tmp_path):
