@@ -19,7 +19,10 @@ of the best one in the step list: from there on the trained model, not the step 
     python bench/phi4.py [--config config/phi4.yaml] [--cores 2] [--no-run]
 
 Writes results/bench/phi4.json (machine, date, runtime, budget, per-metric values, thresholds,
-steps-to-floor) and prints Markdown tables.
+steps-to-floor, and the φ⁴ observables physicists report: ⟨e⟩, std e, ⟨m⟩, ⟨|m|⟩, χ₂, ξ₂, Binder U,
+the G(r) error and the G(r) curves) and prints Markdown tables. Where the metric files carry
+bootstrap intervals (``<name>_ci`` = [lo, hi], ``<name>_data_floor`` / ``<name>_data_floor_ci`` of
+held-out real images), the observables table prints value ± half-width beside the data's.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from wsgm import specs  # noqa: E402
 from wsgm.steps import Steps  # noqa: E402
 
 METRICS = ("spectrum_log_error", "marginal_w1", "energy_w1", "magnetization_w1")
+OBSERVABLES = {"energy_mean": "⟨e⟩", "energy_std": "std e", "magnetization_mean": "⟨m⟩",
+               "abs_magnetization": "⟨\\|m\\|⟩", "susceptibility": "χ₂", "correlation_length": "ξ₂",
+               "binder": "U", "two_point_error_max": "G(r) err"}
 MULTIPLES = (2, 5, 10)
 PLATEAU = 1.25
 
@@ -95,6 +101,32 @@ def steps_to_floor(values: dict[str, float], threshold: float) -> str | None:
     return None
 
 
+def observables(rows: dict[str, dict]) -> dict:
+    """The φ⁴ observables of each step setting's metric file (final resolution), with their intervals
+    where the file has them: {"observables": {label: {name: entry}}, "observables_data": {name: entry},
+    "two_point": {label: G(r)}, "two_point_data": G(r)}; entry = value, ci, and for the data the
+    reference's value (data), the held-out floor (data_floor) and its interval (data_floor_ci)."""
+    def entry(m: dict, name: str) -> dict:
+        return {"value": m.get(name), "ci": m.get(f"{name}_ci")}
+
+    first = next(iter(rows.values()))
+    fm = first["metrics"]
+    return {"observables": {label: {n: entry(r["metrics"], n) for n in OBSERVABLES} for label, r in rows.items()},
+            "observables_data": {n: {"data": fm.get(f"{n}_data"), "data_floor": fm.get(f"{n}_data_floor"),
+                                     "data_floor_ci": fm.get(f"{n}_data_floor_ci")} for n in OBSERVABLES},
+            "two_point": {label: r.get("spectra", {}).get("two_point_samples") for label, r in rows.items()},
+            "two_point_data": first.get("spectra", {}).get("two_point_data")}
+
+
+def cell(value, ci=None) -> str:
+    """value, or value ± half-width of its interval ci = [lo, hi]; '-' when absent."""
+    if value is None:
+        return "-"
+    if ci is None or any(c is None for c in ci):
+        return f"{value:.4g}"
+    return f"{value:.4g} ± {(ci[1] - ci[0]) / 2:.2g}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="config/phi4.yaml")
@@ -136,9 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "steps_to_multiple": {f"{f}x": steps_to_floor(values, f * threshold) for f in MULTIPLES}
                 if threshold is not None else {},
                 "plateau_steps": steps_to_floor(values, PLATEAU * min(values.values()))}
-        extra = ("energy_mean", "energy_std", "abs_magnetization", "binder")
-        per["phi4_moments"] = {label: {k: r["metrics"].get(k) for k in extra} for label, r in rows.items()}
-        per["phi4_moments_data"] = {k: next(iter(rows.values()))["metrics"].get(f"{k}_data") for k in extra}
+        per |= observables(rows)
         result["experiments"][name] = per
     out = ROOT / specs.BENCH_DIR / "phi4.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -175,15 +205,32 @@ def print_tables(result: dict) -> None:
             print(f"| steps to {f}× threshold | " + " | ".join("never" if c is None else c for c in cells) + " |")
         cells = [exps[n]["metrics"][metric]["plateau_steps"] for n in names]
         print(f"| plateau (within {PLATEAU:g}× best) | " + " | ".join(cells) + " |")
-    print("\n**φ⁴ moments** (⟨e⟩, std e, ⟨|m|⟩, Binder U) at the final resolution\n")
-    print("| experiment | steps per scale | ⟨e⟩ | std e | ⟨\\|m\\|⟩ | U |\n|---|---|---|---|---|---|")
+    print_observables(result)
+
+
+def print_observables(result: dict) -> None:
+    """The φ⁴ observables table: one row per experiment and step setting, then the data's rows (the
+    reference's value; the held-out floor ± half-width of its interval where the metric file has one)."""
+    exps = result["experiments"]
+    names = [n for n in exps if "observables" in exps[n]]
+    if not names:
+        return
+    cols = [c for c in OBSERVABLES if any(o[c]["value"] is not None for n in names
+                                          for o in exps[n]["observables"].values())]
+    if not cols:
+        return
+    print("\n**φ⁴ observables** at the final resolution (value ± half-width of the 95 % bootstrap interval "
+          "where the metric files have one)\n")
+    print("| experiment | steps per scale | " + " | ".join(OBSERVABLES[c] for c in cols) + " |\n|---|---|"
+          + "---|" * len(cols))
     for n in names:
-        for lab, mom in exps[n]["phi4_moments"].items():
-            if mom["energy_mean"] is not None:
-                print(f"| {n} | {lab} | " + " | ".join(f"{v:.4g}" for v in mom.values()) + " |")
-    d = exps[names[0]]["phi4_moments_data"]
-    if d["energy_mean"] is not None:
-        print("| data | | " + " | ".join(f"{v:.4g}" for v in d.values()) + " |")
+        for lab, obs in exps[n]["observables"].items():
+            print(f"| {n} | {lab} | " + " | ".join(cell(obs[c]["value"], obs[c]["ci"]) for c in cols) + " |")
+    d = exps[names[0]]["observables_data"]
+    print("| data (reference) | | " + " | ".join(cell(d[c]["data"]) for c in cols) + " |")
+    if any(d[c]["data_floor"] is not None for c in cols):
+        print("| data (held-out, n_samples) | | " + " | ".join(cell(d[c]["data_floor"], d[c]["data_floor_ci"])
+                                                         for c in cols) + " |")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,8 @@ def test_phi4_metric_through_reference_and_evaluate(tmp_path):
                  "--out", str(ref)]) == 0
     src = zarr.open_group(str(data), mode="r")
     real, floor = src["x"][:], src["x"][src.attrs["split"]["floor"][0]:]  # floor: the held-out floor rows
+    from wsgm import reference as ref_lib
+    assert all("phi4_m" in level for level in ref_lib.load(ref)[1].values())  # the data's ⟨m⟩, ⟨m²⟩, ⟨m⁴⟩
     rng = np.random.default_rng(0)
     other, _ = phi4.sample(0.5, 8, 256, 128, seed=1)  # disordered phase
     cases = {"real": floor, "gauss": _same_spectrum_gaussian(real[:256], rng),
@@ -124,7 +126,17 @@ def test_phi4_metric_through_reference_and_evaluate(tmp_path):
         assert b["energy_w1"] > 10 * r["energy_w1"] and b["magnetization_w1"] > 5 * r["magnetization_w1"], k
         assert b["abs_magnetization"] < r["abs_magnetization_data"]
         assert g["spectrum_log_error"] < 0.2  # the Gaussian really has the data's spectrum
-    assert "energy_w1" in json.loads((tmp_path / "real.json").read_text())["definitions"]
+        # real images match the data's G(r) (measured: 0.017 at k = 0, 0.023 at k = 1); the Gaussian with the
+        # spectrum of 256 real images roughly (measured 0.20, 0.26: the DC mode of 256 images is noisy at
+        # criticality); the field at β = 0.5 (disordered) misses it and has a much shorter ξ₂
+        assert r["two_point_error_max"] < 0.1 and g["two_point_error_max"] < 0.5
+        assert b["two_point_error_max"] > 10 * r["two_point_error_max"]
+        assert r["correlation_length"] == pytest.approx(r["correlation_length_data"], rel=0.2)
+        assert r["susceptibility"] == pytest.approx(r["susceptibility_data"], rel=0.2)
+        assert b["correlation_length"] < 0.5 * r["correlation_length_data"]
+    real_json = json.loads((tmp_path / "real.json").read_text())
+    assert {"energy_w1", "susceptibility", "correlation_length", "two_point_error_max"} <= set(real_json["definitions"])
+    assert len(real_json["spectra"]["two_point_samples"]) == len(real_json["spectra"]["two_point_data"]) == 8 // 2 + 1
 
 
 def test_beta_enters_the_specs_of_phi4_datasets_only(tmp_path):
@@ -160,3 +172,124 @@ def test_reference_with_another_beta_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and not out.exists()
     assert len(err) == 1 and "β=0.9" in err[0] and "β=1.1" in err[0] and "Fix:" in err[0]
+
+
+# --- set-level observables: ⟨m⟩, χ₂, G(r), ξ₂, Binder (closed forms, bootstrap coverage) ---
+
+def _level(data, k=0, beta=BETA):
+    """The reference level of ``data`` (N×1×L×L level-k low-passes) as ``wsgm reference`` stores it."""
+    x = np.asarray(data, dtype=np.float64)
+    power2d = (np.abs(np.fft.fft2(x)) ** 2).sum(1).mean(0) / (x.shape[-1] * x.shape[-2] * x.shape[1])
+    return phi4_metrics.summarize(*phi4_metrics.observables(x, beta, k), beta, k) | {"power2d": power2d}
+
+
+def _gaussian(n, size=16, xi=3.0, eta=2.0, seed=0):
+    from wsgm.data import gaussian
+    p = gaussian.power_spectrum(size, xi, eta)
+    return gaussian.sample(p, n, 1, np.random.default_rng(seed)).astype(np.float64), p
+
+
+def _exact(p):
+    """χ₂, ξ₂ and G(r) (r = 0..L/2, axes averaged) of the zero-mean stationary field with spectrum p."""
+    size = p.shape[0]
+    g = np.fft.ifft2(p).real
+    f = 0.5 * (p[1, 0] + p[0, 1])
+    xi = np.sqrt(p[0, 0] / f - 1) / (2 * np.sin(np.pi / size))
+    return p[0, 0], xi, 0.5 * (g[: size // 2 + 1, 0] + g[0, : size // 2 + 1])
+
+
+def _bootstrap(x, level, names, b=200, seed=0):
+    """95 % percentile intervals of the phi4 metrics ``names`` over b resamples of the rows of x."""
+    from wsgm.metrics.physics import PHYSICS
+    rng = np.random.default_rng(seed)
+    vals = np.array([[PHYSICS["phi4"](x[rng.integers(0, len(x), len(x))], level)[0][n] for n in names]
+                     for _ in range(b)])
+    return dict(zip(names, np.percentile(vals, [2.5, 97.5], axis=0).T))
+
+
+def test_white_noise_closed_forms():
+    s, size, n = 0.7, 16, 4000
+    x = s * np.random.default_rng(1).standard_normal((n, 1, size, size))
+    m, curves = phi4_metrics.score(x, _level(x))
+    # G(r) = s² δ_r0, χ₂ = V Var(m) = s², ξ₂ = 0, Gaussian m: U = 0, ⟨m⟩ = 0
+    g = np.array(curves["two_point_samples"])
+    assert g.shape == (size // 2 + 1,)
+    assert g[0] == pytest.approx(s**2, rel=0.01) and np.abs(g[1:]).max() < 0.01 * s**2
+    assert m["susceptibility"] == pytest.approx(s**2, rel=5 * np.sqrt(2 / n))
+    # χ₂/F − 1 has mean 0 and std ≈ sqrt(2.5/N) (χ₂: 2s⁴/N, F over two modes: s⁴/(2N)); ξ₂ is its root
+    assert m["correlation_length"] < np.sqrt(5 * np.sqrt(2.5 / n)) / (2 * np.sin(np.pi / size))
+    assert abs(m["binder"]) < 5 * np.sqrt(8 / 3 / n)  # U of Gaussian m: std ≈ sqrt(8/(3N))
+    assert abs(m["magnetization_mean"]) < 5 * s / size / np.sqrt(n)
+
+
+def test_gaussian_field_closed_forms():
+    x, p = _gaussian(4000)
+    chi, xi, g_exact = _exact(p)
+    assert xi == pytest.approx(3.0 * (2 * np.pi / 16) / (2 * np.sin(np.pi / 16)))  # P ∝ 1/(ξ⁻² + |w|²)
+    m, curves = phi4_metrics.score(x, _level(x))
+    assert m["susceptibility"] == pytest.approx(chi, rel=5 * np.sqrt(2 / 4000))
+    assert m["correlation_length"] == pytest.approx(xi, rel=0.1)
+    assert np.abs(np.array(curves["two_point_samples"]) - g_exact).max() < 0.05 * g_exact[0]
+    # the closed forms themselves, from the exact spectrum
+    from wsgm.metrics import correlations
+    obs, g = correlations.observables(correlations.from_full(p), 0.0)
+    assert obs["susceptibility"] == pytest.approx(chi) and obs["correlation_length"] == pytest.approx(xi)
+    assert g == pytest.approx(g_exact) and g.sum() + g[1:-1].sum() > 0
+
+
+def test_bootstrap_intervals_cover_the_exact_values():
+    """A bootstrap over the rows (as evaluate does) covers the exact χ₂, ξ₂, ⟨m⟩ about 95 % of the time."""
+    _, p = _gaussian(1, size=8, xi=2.0)
+    chi, xi, _ = _exact(p)
+    truth = {"susceptibility": chi, "correlation_length": xi, "magnetization_mean": 0.0}
+    level = _level(_gaussian(2000, size=8, xi=2.0, seed=99)[0])
+    hits = {name: 0 for name in truth}
+    reps = 20
+    for rep in range(reps):
+        x, _ = _gaussian(256, size=8, xi=2.0, seed=rep + 1)
+        ci = _bootstrap(x, level, list(truth), b=60, seed=rep)  # b = 60 keeps the test under ~5 s
+        for name, v in truth.items():
+            hits[name] += ci[name][0] <= v <= ci[name][1]
+    assert all(h >= 16 for h in hits.values()), hits  # Bin(20, 0.95): P(≤ 15) ≈ 0.3 %
+
+
+def test_z2_broken_samples_show_it_and_ordered_fields():
+    data, _ = _gaussian(1000)
+    level = _level(data)
+    c = 0.5
+    m = phi4_metrics.compare(data + c, level)
+    assert m["magnetization_mean"] == pytest.approx(c + data.mean())
+    assert abs(m["magnetization_mean_data"]) < 0.05
+    assert m["susceptibility"] == pytest.approx(m["susceptibility_data"])  # a shift is no fluctuation
+    # ordered (Ising-like) fields: ±1 plus small noise, U ≈ 2/3, χ₂ ≈ V, G(r) ≈ 1 at every r
+    rng = np.random.default_rng(3)
+    sign = rng.choice([-1.0, 1.0], 2000)[:, None, None, None]
+    ordered = sign + 0.05 * rng.standard_normal((2000, 1, 8, 8))
+    m, curves = phi4_metrics.score(ordered, level | {"power2d": level["power2d"][:8, :8]})
+    assert m["binder"] == pytest.approx(2 / 3, abs=0.01)
+    assert m["susceptibility"] == pytest.approx(64, rel=0.1)
+    assert np.array(curves["two_point_samples"]) == pytest.approx(1, abs=0.1)
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_data_against_itself_equals_the_data_values(k):
+    x, _ = _gaussian(500)
+    low = lowpass(torch.from_numpy(x), k, "haar").numpy()
+    m, curves = phi4_metrics.score(low, _level(low, k))
+    names = [n[: -len("_data")] for n in m if n.endswith("_data")]
+    assert {"magnetization_mean", "susceptibility", "correlation_length", "binder", "abs_magnetization"} <= set(names)
+    for n in names:
+        assert m[n] == pytest.approx(m[f"{n}_data"], rel=1e-9, abs=1e-12), n
+    assert m["two_point_error_max"] < 1e-9
+    assert curves["two_point_samples"] == pytest.approx(curves["two_point_data"])
+    # V = sites at resolution k: χ₂ of the normalized low-pass 2^-k x_k
+    assert m["susceptibility"] == pytest.approx(low[0].size * np.var(low.mean((1, 2, 3)) / 2**k))
+
+
+def test_reference_without_phi4_m_still_compares():
+    data, _ = _gaussian(500)
+    level = _level(data)
+    old = {n: v for n, v in level.items() if n != "phi4_m"}  # a reference file written before phi4_m
+    m = phi4_metrics.compare(data, old)
+    assert m["magnetization_mean_data"] == pytest.approx(data.mean(), abs=1e-3)
+    assert m["susceptibility_data"] == pytest.approx(m["susceptibility"], rel=0.01)

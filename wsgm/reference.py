@@ -89,7 +89,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
 
 
 REQUIRED = ("features", "mu", "sigma", "power2d", "power", "quantiles")  # written at every level
-OPTIONAL = ("exact2d", "phi4", "energy", "magnetization", "phi4_moments")
+OPTIONAL = ("exact2d", "phi4", "energy", "magnetization", "phi4_moments", "phi4_m")
 
 
 class ReferenceFileError(StoreError):

@@ -4,7 +4,7 @@ Each entry maps (samples N×C×L×L, reference level) to (metrics, spectra). A r
 dict :mod:`wsgm.reference` stores for one resolution of the real data: ``power`` (radially
 averaged data spectrum), ``quantiles`` (pixel-value quantiles), ``exact2d`` (the exact 2-D
 spectrum at that resolution, Gaussian simulations only), ``phi4``/``energy``/``magnetization``/
-``phi4_moments`` (φ⁴ datasets only, see :mod:`wsgm.metrics.phi4`). To add a statistic (e.g. the φ⁴ energy
+``phi4_moments``/``phi4_m`` (φ⁴ datasets only, see :mod:`wsgm.metrics.phi4`). To add a statistic (e.g. the φ⁴ energy
 and magnetization histograms), write a function with this signature, decorate it with
 ``@physics("name")``, store whatever real-data summary it needs in the reference, and list the
 name in the experiment's ``metrics``.
@@ -52,6 +52,24 @@ DEFINITIONS = {
     "energy_mean": "φ⁴: mean energy per site ⟨e⟩ of the samples (energy_mean_data: of the data)",
     "energy_std": "φ⁴: standard deviation of the energy per site over samples (energy_std_data: data)",
     "abs_magnetization": "φ⁴: ⟨|m|⟩ of the samples (abs_magnetization_data: of the data)",
+    "magnetization_mean": "φ⁴: signed mean magnetization ⟨m⟩ = mean over samples of m = mean(φ) "
+                          "(magnetization_mean_data: of the data). Z₂-symmetric data has ⟨m⟩ ≈ 0 within "
+                          "its sampling interval; a model that breaks the symmetry shows |⟨m⟩| well outside it",
+    "susceptibility": "φ⁴: connected susceptibility χ₂ = V(⟨m²⟩ − ⟨m⟩²) = Σ_r G(r) (whole lattice), V = L² "
+                      "sites of the resolution-k lattice, φ = 2^-k x_k, ⟨·⟩ = mean over the samples "
+                      "(susceptibility_data: of the data). On a finite Z₂-symmetric lattice ⟨m⟩ = 0, so this is "
+                      "the usual χ = V⟨m²⟩ of finite-size scaling at criticality; subtracting the signed "
+                      "⟨m⟩² keeps it a fluctuation (a uniform shift of all fields leaves it unchanged and shows "
+                      "in magnetization_mean instead). Computed as P(0) − V⟨m⟩², P(p) = ⟨|φ̂(p)|²⟩/V, "
+                      "φ̂ the unnormalized 2-D DFT (the data's P = the reference's power2d / 4^k)",
+    "correlation_length": "φ⁴: second-moment correlation length ξ₂ = sqrt(max(χ₂/F − 1, 0)) / (2 sin(π/L)), "
+                          "F = (P(2π/L, 0) + P(0, 2π/L))/2 the structure factor at the smallest non-zero "
+                          "momenta, P as in susceptibility (correlation_length_data: of the data); 0 for "
+                          "white noise, clipped at 0 when χ₂ < F",
+    "two_point_error_max": "φ⁴: max over r = 0..L/2 of |G_samples(r) − G_data(r)| / G_data(0), G(r) = "
+                           "⟨(1/V)Σ_x φ(x)φ(x + r e_a)⟩ − ⟨m⟩² the connected two-point function on the periodic "
+                           "lattice, averaged over the two axes a (inverse DFT of P); the curves are in the "
+                           "metric file's spectra as two_point_samples / two_point_data",
     "binder": "φ⁴: Binder cumulant U = 1 − ⟨m⁴⟩/(3⟨m²⟩²) of the samples (binder_data: of the data); "
               "0 for a Gaussian m, 2/3 for an ordered field",
 }
@@ -167,4 +185,4 @@ def kl_draws(x: np.ndarray, level: dict, w: np.ndarray) -> dict[str, np.ndarray]
 def phi4(x: np.ndarray, level: dict) -> Result:
     if "phi4" not in level:  # not a φ⁴ dataset: nothing to compare
         return {}, {}
-    return phi4_lib.compare(x, level), {}
+    return phi4_lib.score(x, level)
