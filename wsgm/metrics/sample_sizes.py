@@ -1,7 +1,8 @@
 """What FID/KID need of the images and of the sample counts, computed from the config alone.
 
 Torch-free (the config check runs at planning, before any job): the feature dimension of each
-extractor of :mod:`wsgm.metrics.fid`, the image sides ``wsgm-fields`` accepts, and the sample
+extractor of :mod:`wsgm.metrics.fid`, the image sides ``wsgm-fields`` and ``portilla-simoncelli``
+accept (with the latter's pyramid geometry, :func:`ps_geometry`), and the sample
 counts below which a metric is undefined (an error at planning) or statistically meaningless (a
 warning). tests/test_config_checks.py checks :func:`feature_dim` and :func:`fields_side_ok`
 against the real extractors' output on random input.
@@ -29,9 +30,14 @@ from __future__ import annotations
 
 FIELDS = "wsgm-fields"
 IDENTITY = "wsgm-identity"
+TEXTURE = "portilla-simoncelli"
 INCEPTION = "inception-v3-compat"
 INCEPTION_DIM = 2048  # torch-fidelity's Inception-v3 pool3 features
 FIELDS_MIN_SIDE = 4  # FieldStatistics applies a Haar level while the side is at least this
+PS_MIN_SIDE = 8  # plenoptic's steerable pyramid needs floor(log2 L) - 2 >= 1 levels
+PS_MAX_SCALES = 4  # Portilla & Simoncelli's (and plenoptic's) default pyramid height
+PS_ORIENTATIONS = 4
+PS_CORR_WIDTH = 3  # spatial_corr_width: the 3x3 neighbourhood of every scale (the reason: ps_geometry)
 MIN_SAMPLES = 2
 MIN_MEANINGFUL = 50
 
@@ -53,10 +59,54 @@ def fields_side_ok(side: int) -> bool:
     return fields_levels(side) is not None
 
 
+def ps_geometry(side: int) -> tuple[int, int, int] | None:
+    """(n_scales, n_orientations, spatial_corr_width) of the ``portilla-simoncelli`` statistics of
+    L×L images, or None where it cannot take the side.
+
+    The rule: as many pyramid scales as plenoptic's steerable pyramid allows, floor(log2 L) - 2
+    (coarsest band, the low-pass residual, 4×4 for L = 2^a, 6×6 for 3·2^a), capped at 4 (the
+    model's default; from L = 128 on the residual grows to 8×8, 16×16); 4 orientations; the
+    auto-correlations over a 3×3 neighbourhood at every scale — the widest window the 4×4 residual
+    of L <= 64 admits, and kept at 3 for L >= 128 too, so the dimension stays 290 (n = 512 images
+    then still estimate its covariance with d/n < 0.6; the default width 7 gives 710 at L = 128) —
+    a 3×3 window at scale s spans 3·2^s pixels, so long-range structure is still measured, by the
+    coarser scales. Accepted: L >= 8 divisible by 2^n_scales, i.e. the even sides >= 8 except those
+    that meet an odd side before the coarsest scale (e.g. 18: n_scales 2, but 18/2 = 9 is odd)."""
+    if side < PS_MIN_SIDE:
+        return None
+    scales = min(PS_MAX_SCALES, side.bit_length() - 1 - 2)
+    if side % 2**scales:  # plenoptic needs side / 2^i even for every i < n_scales
+        return None
+    return scales, PS_ORIENTATIONS, PS_CORR_WIDTH
+
+
+def ps_side_ok(side: int) -> bool:
+    return ps_geometry(side) is not None
+
+
+def ps_dim(side: int) -> int:
+    """Width of one image's ``portilla-simoncelli`` statistics (plenoptic's non-redundant set):
+    6 pixel statistics; per scale s and orientation o the (w² - 1)/2 unique entries of the w×w
+    auto-correlation of the magnitudes and the magnitude std; per scale and the low-pass residual
+    (S + 1) the skew, kurtosis, std and (w² - 1)/2 auto-correlation entries of the low-pass
+    reconstruction; per scale the O(O - 1)/2 cross-orientation magnitude correlations; per pair of
+    adjacent scales the O² magnitude and 2·O² real cross-scale correlations; the high-pass variance."""
+    geometry = ps_geometry(side)
+    if geometry is None:
+        raise ValueError(f"{TEXTURE} cannot take {side}x{side} images (sides >= {PS_MIN_SIDE} divisible "
+                         "by 2^n_scales only, n_scales = min(4, floor(log2 L) - 2))")
+    s, o, w = geometry
+    auto = (w * w - 1) // 2
+    return (6 + auto * o * s + 3 * (s + 1) + auto * (s + 1) + o * (o - 1) // 2 * s + o * s
+            + 3 * o * o * (s - 1) + 1)
+
+
 def feature_dim(extractor: str, size: int, channels: int) -> int:
     """Width d of one image's features: wsgm-fields = C·(⌊L/2⌋ + 6·levels + 4) (radial spectrum
     shells 1..L/2, log energy and sparsity of 3 orientations per Haar level, 4 pixel moments, per
-    channel); wsgm-identity = C·L²; inception-v3-compat = 2048."""
+    channel); wsgm-identity = C·L²; inception-v3-compat = 2048; portilla-simoncelli =
+    :func:`ps_dim` (L = 8, 16, 32, 64, >= 128: 47, 128, 209, 290, 290), whatever C (it takes the
+    channel mean)."""
     if extractor == INCEPTION:
         return INCEPTION_DIM
     if extractor == IDENTITY:
@@ -66,6 +116,8 @@ def feature_dim(extractor: str, size: int, channels: int) -> int:
         if levels is None:
             raise ValueError(f"{FIELDS} cannot take {size}x{size} images (sides 2^a or 3·2^a only)")
         return channels * (size // 2 + 6 * levels + 4)
+    if extractor == TEXTURE:
+        return ps_dim(size)
     raise ValueError(f"unknown feature extractor {extractor!r}")
 
 
