@@ -45,7 +45,9 @@ def _cifar_tarball(rng, per_batch=6):
 
 
 def _config(tmp_path, ds, J=1):
-    cfg = {"datasets": {"d": ds}, "experiments": {"e": {"dataset": "d", "J": J, "net": {"channel_mult": [1]}}}}
+    ds = {"n_test": 2, "n_floor": 2, **ds}  # a few images: hold out 2 + 2 of them
+    cfg = {"datasets": {"d": ds}, "experiments": {"e": {"dataset": "d", "J": J, "net": {"channel_mult": [1]},
+                                                         "sampling": {"n_samples": 2}}}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -88,7 +90,8 @@ def test_cifar10_fetched_converted_and_decomposed(tmp_path):
     dec = tmp_path / "haar_J1.zarr"
     assert main(["decompose", "--config", str(cfg), "--experiment", "e", "--data", str(out), "--out", str(dec)]) == 0
     stats = zarr.open_group(str(dec), mode="r").attrs["stats"]
-    assert np.allclose(stats["low1"]["mean"], [2 * want[:, c].mean() / 127.5 - 2 for c in range(3)], atol=1e-4)
+    n_train = zarr.open_group(str(out), mode="r").attrs["split"]["train"][1]  # decompose reads these only
+    assert np.allclose(stats["low1"]["mean"], [2 * want[:n_train, c].mean() / 127.5 - 2 for c in range(3)], atol=1e-4)
 
 
 def test_cifar_pickle_cannot_run_code(tmp_path):
@@ -109,6 +112,7 @@ def test_image_archive_crop_resize_and_modes(tmp_path):
         "faces/b.jpg": _png((16, 16), mode="L", color=90, fmt="JPEG"),  # gray into RGB
         "faces/c.png": _png((32, 32), mode="RGBA", color=(0, 255, 0, 255)),
         "faces/notes.txt": b"not an image",
+        **{f"more/{i}.png": _png((16, 16), color=(i, i, i)) for i in range(3)},  # held out (n_test + n_floor = 4)
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -121,7 +125,7 @@ def test_image_archive_crop_resize_and_modes(tmp_path):
     assert main(["dataset", "--config", str(cfg), "--dataset", "d", "--out", str(out)]) == 0
     x = zarr.open_group(str(out), mode="r")["x"][:]
     u8 = np.rint((x + 1) * 127.5)
-    assert x.shape == (3, 3, 16, 16)
+    assert x.shape == (6, 3, 16, 16)  # faces/ first (sorted), then the 3 of more/
     assert np.allclose(u8[0, :, 8, 8], [200, 10, 30], atol=1)
     assert np.allclose(u8[1], 90, atol=2) and np.allclose(u8[2, :, 4, 4], [0, 255, 0], atol=1)
     # a folder works the same

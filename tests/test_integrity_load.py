@@ -251,8 +251,8 @@ def test_evaluate_with_a_truncated_reference_names_it_and_delete_rerun_recovers(
 
 def _npz_config(tmp_path, source):
     cfg = {"datasets": {"mine": {"kind": "npz", "size": 8, "channels": 1, "chunk": 4, "path": str(source),
-                                 "key": "images"}},
-           "experiments": {"e": {"dataset": "mine", "J": 1, "net": {"channel_mult": [1]}}}}
+                                 "key": "images", "n_test": 2, "n_floor": 2}},
+           "experiments": {"e": {"dataset": "mine", "J": 1, "net": {"channel_mult": [1]}, "sampling": {"n_samples": 2}}}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -300,7 +300,7 @@ def test_bad_npz_input_is_one_line_and_leaves_no_output(tmp_path, capsys, how, n
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.bool_, np.float16, np.float64])
 def test_real_npz_dtypes_are_converted(tmp_path, dtype):
-    imgs = np.random.default_rng(0).integers(0, 2, size=(4, 8, 8)).astype(dtype)
+    imgs = np.random.default_rng(0).integers(0, 2, size=(6, 8, 8)).astype(dtype)  # 2 train + 2 + 2 held out
     source = tmp_path / "imgs.npz"
     np.savez(source, images=imgs)
     out = tmp_path / "data.zarr"

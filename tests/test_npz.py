@@ -8,8 +8,9 @@ from wsgm.cli import main
 
 
 def _config(tmp_path, **dataset):
-    cfg = {"datasets": {"mine": {"kind": "npz", "size": 8, "channels": 1, "chunk": 4, **dataset}},
-           "experiments": {"e": {"dataset": "mine", "J": 1, "net": {"channel_mult": [1]}}}}
+    cfg = {"datasets": {"mine": {"kind": "npz", "size": 8, "channels": 1, "chunk": 4, "n_test": 2, "n_floor": 2,
+                                 **dataset}},
+           "experiments": {"e": {"dataset": "mine", "J": 1, "net": {"channel_mult": [1]}, "sampling": {"n_samples": 2}}}}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
