@@ -95,6 +95,10 @@ def test_evaluate_scores_every_resolution(tmp_path, tiny_config, tiny_store, ref
             assert len(m["scales"][k]["bootstrap"][key]) == tiny_config["intervals"]["bootstrap"]
         assert len(s["spectrum_rel_error_shells"]) == (16 >> int(k)) // 2 + 1
     assert m["metrics"] == m["scales"]["0"]["metrics"]
+    # the texture space at every side it takes (16, 8; not 4), named beside the field features
+    assert "fid_texture" in m["scales"]["0"]["metrics"] and "fid_texture" in m["scales"]["1"]["metrics"]
+    assert "fid_texture" not in m["scales"]["2"]["metrics"]
+    assert m["extractors"] == {"fid": "wsgm-fields", "kid": "wsgm-fields", "fid_texture": "portilla-simoncelli"}
     assert m["held_out"]["floor"]["rows"][0] == zarr.open_group(str(data), mode="r").attrs["split"]["floor"][0]
     assert "lower end" in m["intervals"]["rule"]
 

@@ -49,6 +49,9 @@ DEFINITIONS = {
     **PHYSICS_DEFINITIONS,
     "fid": "Fréchet distance between Gaussians fitted to the features of samples and of the reference "
            "data (extractor named in 'extractor'; only comparable within one extractor)",
+    "fid_texture": "Fréchet distance between Gaussians fitted to the Portilla–Simoncelli texture statistics "
+                   "(plenoptic; extractor named in 'extractors') of samples and reference data: cross-scale and "
+                   "cross-orientation correlations that see geometry; at resolutions of side ≥ 8",
     "kid": "Kernel Inception Distance (unbiased MMD², cubic polynomial kernel), mean over random "
            "subsets of kid_subset_size samples; kid_std is its std over the subsets",
     "<metric>_ci": "95% percentile-bootstrap interval [lo, hi] of the metric over resamples of the samples "
@@ -62,7 +65,7 @@ DEFINITIONS = {
 }
 # error metrics (lower is better, 0 = perfect): "reaches the floor" is decided for these; the other
 # scalars (moments, χ₂, ξ₂, std) are statistics compared with the held-out data ("agrees_with_data")
-FLOORED = ("fid", "kid", "spectrum_log_error", "spectrum_log_error_unweighted", "spectrum_rel_error_max",
+FLOORED = ("fid", "kid", "fid_texture", "spectrum_log_error", "spectrum_log_error_unweighted", "spectrum_rel_error_max",
            "marginal_w1", "kl_exact_per_dim", "energy_w1", "magnetization_w1", "two_point_error_max")
 
 
@@ -103,6 +106,12 @@ def score(x: np.ndarray, level: dict, spec: dict, device, k: int = 0,
     metrics["std"] = float(x.std())  # pixel std (beside the data's: a wrong DC mode shows here first)
     if idx is not None:
         draws["std"] = np.array([float(x[rows].std()) for rows in idx])
+    if "texture" in spec["metrics"] and "texture_mu" in level:
+        feats = fid_lib.features(x, {"extractor": fid_lib.TEXTURE}, device, level=k)
+        metrics["fid_texture"] = fid_lib.frechet(fid_lib.statistics(feats),
+                                                 {"mu": level["texture_mu"], "sigma": level["texture_sigma"]})
+        if idx is not None:
+            draws["fid_texture"] = intervals.fid_draws(feats, level["texture_mu"], level["texture_sigma"], idx)
     if {"fid", "kid"} & set(spec["metrics"]):
         feats = fid_lib.features(x, spec["fid"], device, level=k)
         if "fid" in spec["metrics"]:
@@ -147,6 +156,11 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
     if identity is not None and meta["extractor"] != identity:
         raise EvaluationError(f"{reference} was made with feature extractor {meta['extractor']}, "
                               f"the config asks for {identity}. Fix: rerun `wsgm reference`")
+    if "texture" in spec["metrics"] and meta.get("texture_extractor") != fid_lib.extractor_identity(
+            {"extractor": fid_lib.TEXTURE}):
+        raise EvaluationError(f"{reference} holds no texture statistics of the current definition (made "
+                              f"with {meta.get('texture_extractor')}), the config scores fid_texture. "
+                              "Fix: rerun `wsgm reference` with this config")
     beta = spec.get("physics", {}).get("beta")
     if "phi4" in spec["metrics"] and beta is not None and (
             "phi4" not in levels[0] or float(levels[0]["phi4"][0]) != float(beta)):
@@ -199,6 +213,10 @@ def evaluate(spec: dict, samples: Path, data: Path, reference: Path,
     return {"experiment": spec["experiment"], "J": J, "steps": spec["steps"],
             "steps_per_scale": per_scale, "n_samples": int(n), "n_reference": meta["n"],
             "mode": group.attrs.get("mode", "generate"), "extractor": meta["extractor"],
+            "extractors": {**({m: meta["extractor"]["name"] for m in ("fid", "kid") if m in spec["metrics"]}
+                              if meta.get("extractor") else {}),
+                           **({"fid_texture": meta["texture_extractor"]["name"]}
+                              if "texture" in spec["metrics"] and meta.get("texture_extractor") else {})},
             "metrics": final["metrics"], "spectra": final["spectra"], "scales": scales,
             "reaches_floor": final["reaches_floor"], "agrees_with_data": final["agrees_with_data"],
             "intervals": {**boot, "method": "percentile bootstrap over the scored images (samples and the "

@@ -28,6 +28,7 @@ from wsgm.metrics import fid as fid_lib
 from wsgm.metrics import phi4 as phi4_lib
 from wsgm.metrics.gaussian import lowpass_spectrum
 from wsgm.metrics.marginal import quantiles
+from wsgm.metrics.sample_sizes import ps_side_ok
 from wsgm.metrics.spectrum import radial_average
 
 log = logging.getLogger("wsgm.reference")
@@ -47,6 +48,8 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
     power: dict[int, np.ndarray] = {}
     pixels: dict[int, list] = {k: [] for k in range(J + 1)}
     obs: dict[int, list] = {k: [] for k in range(J + 1)}
+    texture = bool(spec.get("texture"))
+    tex: dict[int, list] = {k: [] for k in range(J + 1)}
     bar = tqdm(total=n, desc="reference", unit="img", disable=not sys.stderr.isatty())
     for start in range(0, n, step):
         block = torch.from_numpy(np.asarray(x[rows.start + start:rows.start + min(n, start + step)])).to(device)
@@ -56,6 +59,8 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
         for k in range(J + 1):
             low = wavelets.lowpass(block, k, wavelet).to(torch.float64)
             feats[k].append(fid_lib.features(low, fid, device, level=k))
+            if texture and ps_side_ok(low.shape[-1]):
+                tex[k].append(fid_lib.features(low, {"extractor": fid_lib.TEXTURE}, device, level=k))
             p = (torch.fft.fft2(low).abs() ** 2).sum(dim=(0, 1)).cpu().numpy()
             power[k] = power.get(k, 0) + p / (low.shape[-1] * low.shape[-2] * low.shape[1])
             flat = low.reshape(len(low), -1)
@@ -75,6 +80,9 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
         arrays |= {f"features{k}": f.numpy().astype(np.float32), f"mu{k}": stats["mu"],
                    f"sigma{k}": np.atleast_2d(stats["sigma"]), f"power2d{k}": p2d,
                    f"power{k}": radial_average(p2d), f"quantiles{k}": quantiles(np.concatenate(pixels[k]))}
+        if tex[k]:
+            t = fid_lib.statistics(torch.cat(tex[k]))
+            arrays |= {f"texture_mu{k}": t["mu"], f"texture_sigma{k}": np.atleast_2d(t["sigma"])}
         if exact is not None:
             arrays[f"exact2d{k}"] = lowpass_spectrum(exact, k, wavelet)
         if beta is not None:
@@ -82,6 +90,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
             arrays |= {f"{name}{k}": v for name, v in phi4_lib.summarize(e, m, beta, k).items()}
     meta = {"extractor": identity, "n": n, "J": J, "wavelet": wavelet, "dataset": spec["dataset"],
             "part": "reference", "rows": [rows.start, rows.start + n],
+            "texture_extractor": fid_lib.extractor_identity({"extractor": fid_lib.TEXTURE}) if texture else None,
             "feature_dim": int(arrays["features0"].shape[1])}
     with open(out, "wb") as fh:
         np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
@@ -89,7 +98,7 @@ def compute(spec: dict, data: Path, out: Path, device: torch.device | str = "cpu
 
 
 REQUIRED = ("features", "mu", "sigma", "power2d", "power", "quantiles")  # written at every level
-OPTIONAL = ("exact2d", "phi4", "energy", "magnetization", "phi4_moments", "phi4_m")
+OPTIONAL = ("texture_mu", "texture_sigma", "exact2d", "phi4", "energy", "magnetization", "phi4_moments", "phi4_m")
 
 
 class ReferenceFileError(StoreError):

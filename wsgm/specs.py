@@ -204,8 +204,9 @@ def reference(cfg: dict, dataset_name: str, wavelet: str, J: int) -> dict:
     """Real-data statistics at resolutions 0..J: depends on the data, wavelet, J and feature space."""
     if dataset_name not in cfg["datasets"]:
         raise KeyError(f"dataset {dataset_name!r} is not in the config; defined: {sorted(cfg['datasets'])}")
+    texture = any("texture" in e["metrics"] for e in cfg["experiments"].values() if e["dataset"] == dataset_name)
     return {"stage": "reference", "dataset": dataset_name, "wavelet": wavelet, "J": int(J),
-            "fid": fid(cfg, "reference"), "device": cfg["device"], "code": _code("reference"),
+            "fid": fid(cfg, "reference"), "texture": texture, "device": cfg["device"], "code": _code("reference"),
             **physics(cfg, dataset_name)}
 
 
