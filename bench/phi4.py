@@ -1,28 +1,20 @@
-"""φ⁴ at criticality (issue 8, item 2): SGM vs WSGM trained with the same budget, quality against
-steps per scale, and the step count at which each reaches the data's own sampling-noise level.
+"""φ⁴ at criticality (issue 8, item 2; issue 14, item 6): SGM vs WSGM trained with the same budget,
+quality against steps per scale with 95% intervals, the step count at which each reaches the
+held-out data floor, and the observables physicists report (⟨m⟩, χ₂, ξ₂, G(r), Binder).
 
 Runs the pipeline on the config through Snakemake (every metric file of every experiment; the
 numbers are the pipeline's own results/metrics/*.json), then per experiment and metric finds the
-smallest steps-per-scale setting that *reaches the data floor*, defined as
-
-    value ≤ threshold = max over K disjoint sets of n_samples real images of the same metric
-
-(K = dataset size // n_samples; the sets are scored by the pipeline's own ``wsgm.evaluate.score``
-against the pipeline's reference file, so "reached" means "no worse than the worst of K real sets
-of the same size": within the floor's own spread). The pipeline's ``<metric>_data_floor`` is the
-first of those sets. Caveat: the real sets are part of the reference data (when the reference
-holds the whole dataset), which biases their values slightly low; samples do not share this.
-Where no setting reaches it, the JSON and the tables also give the smallest setting within
-2×, 5× and 10× the threshold, and the setting where the curve plateaus (first value within 25 %
-of the best one in the step list: from there on the trained model, not the step count, limits).
+smallest steps-per-scale setting that *reaches the data floor* by the pipeline's own rule (the
+metric files' ``reaches_floor``: the 95% bootstrap interval of metric − floor has its lower end
+≤ 0; the floor is a real held-out set of n_samples images, never trained on and not in the
+reference). Where no setting reaches it, the JSON and the tables also give the smallest setting
+within 2×, 5× and 10× the floor, and the setting where the curve plateaus (first value within
+25 % of the best one in the step list: from there on the trained model, not the step count, limits).
 
     python bench/phi4.py [--config config/phi4.yaml] [--cores 2] [--no-run]
 
-Writes results/bench/phi4.json (machine, date, runtime, budget, per-metric values, thresholds,
-steps-to-floor, and the φ⁴ observables physicists report: ⟨e⟩, std e, ⟨m⟩, ⟨|m|⟩, χ₂, ξ₂, Binder U,
-the G(r) error and the G(r) curves) and prints Markdown tables. Where the metric files carry
-bootstrap intervals (``<name>_ci`` = [lo, hi], ``<name>_data_floor`` / ``<name>_data_floor_ci`` of
-held-out real images), the observables table prints value ± half-width beside the data's.
+Writes results/bench/phi4.json (machine, date, runtime, budget, per-metric values and intervals,
+floors, steps-to-floor, observables) and prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -46,7 +38,8 @@ from wsgm import config as config_lib  # noqa: E402
 from wsgm import specs  # noqa: E402
 from wsgm.steps import Steps  # noqa: E402
 
-METRICS = ("spectrum_log_error", "marginal_w1", "energy_w1", "magnetization_w1")
+METRICS = ("spectrum_log_error", "marginal_w1", "energy_w1", "magnetization_w1", "two_point_error_max",
+           "fid", "fid_texture")
 OBSERVABLES = {"energy_mean": "⟨e⟩", "energy_std": "std e", "magnetization_mean": "⟨m⟩",
                "abs_magnetization": "⟨\\|m\\|⟩", "susceptibility": "χ₂", "correlation_length": "ξ₂",
                "binder": "U", "two_point_error_max": "G(r) err"}
@@ -60,27 +53,6 @@ def run_pipeline(config: Path, cores: int, cfg: dict) -> float:
     subprocess.run(["snakemake", "--configfile", str(config), "--cores", str(cores), *targets],
                    cwd=ROOT, check=True)
     return time.perf_counter() - t0
-
-
-def real_floors(cfg: dict, exp_name: str, metrics: tuple[str, ...]) -> dict[str, list[float]]:
-    """Each metric for K disjoint sets of n_samples real images at the final resolution."""
-    from wsgm.data.store import open_group
-    from wsgm.evaluate import score
-    from wsgm import reference as ref_lib
-
-    exp = cfg["experiments"][exp_name]
-    spec = specs.evaluate(cfg, exp_name, exp["sampling"]["steps"][0])
-    spec["metrics"] = [m for m in spec["metrics"] if m not in ("fid", "kid")]  # physics metrics only
-    _, levels = ref_lib.load(ROOT / specs.reference_path(cfg, exp_name))
-    x = open_group(ROOT / specs.data_path(exp["dataset"]), "x")["x"]
-    n = exp["sampling"]["n_samples"]
-    out: dict[str, list[float]] = {m: [] for m in metrics}
-    for i in range(x.shape[0] // n):
-        m, _ = score(np.asarray(x[i * n:(i + 1) * n]), levels[0], spec, "cpu")
-        for name in metrics:
-            if name in m:
-                out[name].append(float(m[name]))
-    return out
 
 
 def train_seconds(exp_name: str, J: int) -> float:
@@ -97,6 +69,14 @@ def steps_to_floor(values: dict[str, float], threshold: float) -> str | None:
     """The smallest step setting whose value is ≤ threshold (None: never within the list)."""
     for label, v in sorted(values.items(), key=lambda kv: Steps(kv[0]).cost):
         if v <= threshold:
+            return label
+    return None
+
+
+def first_reaching(reached: dict[str, bool]) -> str | None:
+    """The smallest step setting the pipeline decided reaches the floor (None: none in the list)."""
+    for label, ok in sorted(reached.items(), key=lambda kv: Steps(kv[0]).cost):
+        if ok:
             return label
     return None
 
@@ -140,8 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"machine": f"{platform.node()} ({os.cpu_count()} cores, "
                                f"{platform.processor() or platform.machine()})",
                     "date": dt.date.today().isoformat(), "config": args.config, "pipeline_wall_s": runtime,
-                    "reaches_floor": "value <= max of the metric over K disjoint real sets of n_samples images "
-                                     "(scored against the pipeline's reference)",
+                    "reaches_floor": "the metric files' reaches_floor: the 95% bootstrap interval of metric - "
+                                     "floor (a held-out real set of n_samples images) has its lower end <= 0",
                     "budget": "per model: train.steps x train.batch_size images for each of the J+1 models",
                     "experiments": {}}
     for name, exp in cfg["experiments"].items():
@@ -155,18 +135,20 @@ def main(argv: list[str] | None = None) -> dict:
             rows[Steps(s).label] = m
             per["cost"][Steps(s).label] = {k: m["cost"].get(k) for k in
                                            ("nfe_per_sample", "wall_time_s", "samples_per_s")}
-        floors = real_floors(cfg, name, METRICS)
         for metric in METRICS:
             values = {label: r["metrics"][metric] for label, r in rows.items() if metric in r["metrics"]}
             if not values:
                 continue
-            threshold = max(floors[metric]) if floors[metric] else None
+            first = next(iter(rows.values()))["metrics"]
+            floor = first.get(f"{metric}_data_floor")
+            reached = {label: r.get("reaches_floor", {}).get(metric) for label, r in rows.items() if label in values}
             per["metrics"][metric] = {
-                "values": values, "pipeline_floor": next(iter(rows.values()))["metrics"].get(f"{metric}_data_floor"),
-                "real_sets": floors[metric], "threshold": threshold,
-                "steps_to_floor": steps_to_floor(values, threshold) if threshold is not None else None,
-                "steps_to_multiple": {f"{f}x": steps_to_floor(values, f * threshold) for f in MULTIPLES}
-                if threshold is not None else {},
+                "values": values, "ci": {label: r["metrics"].get(f"{metric}_ci") for label, r in rows.items()
+                                         if label in values},
+                "floor": floor, "floor_ci": first.get(f"{metric}_data_floor_ci"), "reaches_floor": reached,
+                "steps_to_floor": first_reaching(reached) if all(v is not None for v in reached.values()) else None,
+                "steps_to_multiple": {f"{f}x": steps_to_floor(values, f * floor) for f in MULTIPLES}
+                if floor else {},
                 "plateau_steps": steps_to_floor(values, PLATEAU * min(values.values()))}
         per |= observables(rows)
         result["experiments"][name] = per
@@ -190,19 +172,23 @@ def print_tables(result: dict) -> None:
             continue
         labels = sorted({lab for n in names for lab in exps[n]["metrics"][metric]["values"]},
                         key=lambda s: int(s.split("-")[0]))
-        print(f"\n**{metric}** (steps per scale; threshold = worst of K real sets of n_samples)\n")
+        print(f"\n**{metric}** (steps per scale; value ± half-width of its 95% interval; floor = a held-out "
+              "real set of n_samples images; * = reaches the floor: the interval of value − floor reaches 0)\n")
         print("| steps per scale | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
         for lab in labels:
-            cells = [exps[n]["metrics"][metric]["values"].get(lab) for n in names]
-            print(f"| {lab} | " + " | ".join("-" if c is None else f"{c:.4g}" for c in cells) + " |")
-        for key, fmt in (("pipeline_floor", "data floor (pipeline)"), ("threshold", "threshold (max real set)"),
-                         ("steps_to_floor", "steps to reach it")):
-            cells = [exps[n]["metrics"][metric][key] for n in names]
-            print(f"| {fmt} | " + " | ".join(
-                "never" if c is None else (f"{c:.4g}" if isinstance(c, float) else str(c)) for c in cells) + " |")
+            cells = []
+            for n in names:
+                e = exps[n]["metrics"][metric]
+                v = e["values"].get(lab)
+                cells.append("-" if v is None else cell(v, e["ci"].get(lab)) + ("*" if e["reaches_floor"].get(lab) else ""))
+            print(f"| {lab} | " + " | ".join(cells) + " |")
+        cells = [cell(exps[n]["metrics"][metric]["floor"], exps[n]["metrics"][metric]["floor_ci"]) for n in names]
+        print("| data floor (held-out) | " + " | ".join(cells) + " |")
+        cells = [exps[n]["metrics"][metric]["steps_to_floor"] for n in names]
+        print("| steps to reach it | " + " | ".join("never" if c is None else c for c in cells) + " |")
         for f in MULTIPLES:
             cells = [exps[n]["metrics"][metric]["steps_to_multiple"].get(f"{f}x") for n in names]
-            print(f"| steps to {f}× threshold | " + " | ".join("never" if c is None else c for c in cells) + " |")
+            print(f"| steps to {f}× floor | " + " | ".join("never" if c is None else c for c in cells) + " |")
         cells = [exps[n]["metrics"][metric]["plateau_steps"] for n in names]
         print(f"| plateau (within {PLATEAU:g}× best) | " + " | ".join(cells) + " |")
     print_observables(result)

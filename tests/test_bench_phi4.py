@@ -56,3 +56,18 @@ def test_observables_table_without_intervals(bench, capsys):
     out = capsys.readouterr().out
     assert "| wsgm | 4 | 0.5 | 0.1 | 0.4 | 0.6 |" in out and "χ₂" not in out
     assert "| data (reference) | | 0.5 | 0.1 | 0.4 | 0.6 |" in out and "held-out" not in out
+
+
+def test_steps_to_floor_follow_the_pipelines_rule(bench, capsys):
+    """The first setting (by cost) whose metric file says it reaches the floor; the table marks it."""
+    assert bench.first_reaching({"4": False, "16": True, "8": True}) == "8"
+    assert bench.first_reaching({"4": False, "8": False}) is None
+    entry = {"values": {"4": 0.5, "8": 0.1}, "ci": {"4": [0.4, 0.6], "8": [0.05, 0.15]}, "floor": 0.08,
+             "floor_ci": [0.06, 0.1], "reaches_floor": {"4": False, "8": True}, "steps_to_floor": "8",
+             "steps_to_multiple": {"2x": "8", "5x": "8", "10x": "4"}, "plateau_steps": "8"}
+    per = {"J": 1, "models": 2, "train_steps_per_model": 10, "batch_size": 4, "train_job_s": 1.0,
+           "metrics": {"energy_w1": entry}}
+    bench.print_tables({"machine": "m", "date": "d", "pipeline_wall_s": 0.0, "experiments": {"wsgm": per}})
+    out = capsys.readouterr().out
+    assert "| 4 | 0.5 ± 0.1 |" in out and "| 8 | 0.1 ± 0.05* |" in out
+    assert "| data floor (held-out) | 0.08 ± 0.02 |" in out and "| steps to reach it | 8 |" in out
