@@ -59,7 +59,7 @@ def test_report_files_from_real_stages(tmp_path, tiny_config, tiny_store):
 
 def test_spectra_plot_starts_at_the_dc_shell(monkeypatch, tmp_path):
     """Shell 0 (the image mean's power) is scored by the spectrum errors, so it is plotted too."""
-    from wsgm import report
+    from wsgm import report_figures as report
 
     figs = []
     monkeypatch.setattr(report, "_save", lambda fig, out, svg=None: figs.append(fig))
@@ -208,14 +208,16 @@ def test_figures_are_grids_of_sane_width_with_bands(tmp_path):
     assert _png_size(out["quality"])[0] > 1500  # 3 columns, not 6 panels in a strip (6 x 624 px)
 
     figs = []
-    real_save = report._save
-    report._save = lambda fig, o, svg=None: figs.append(fig)
+    from wsgm import report_figures
+
+    real_save = report_figures._save
+    report_figures._save = lambda fig, o, svg=None: figs.append(fig)
     try:
         results = report.load_metrics(_write(tmp_path, rows))
         report.quality_plot(results, metrics, tmp_path / "q.png")
         report.spectra_plot(results, tmp_path / "s.png")
     finally:
-        report._save = real_save
+        report_figures._save = real_save
     axes = [ax for ax in figs[0].axes if ax.get_visible() and ax.axison]
     assert len(axes) == 6  # 5 metrics and the pixel std, on 2 rows of 3
     assert len({round(ax.get_position().x0, 3) for ax in axes}) == 3
