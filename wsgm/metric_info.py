@@ -24,7 +24,7 @@ SHORT = {
     "energy_w1": "φ⁴ energy-per-site W1",
     "magnetization_w1": "φ⁴ magnetization W1",
     "std": "pixel std",
-    "fid_texture": "FID of Portilla–Simoncelli texture statistics",
+    "fid_texture": "FID (texture statistics)",
     "two_point_error_max": "φ⁴ two-point function G(r): max error / G(0)",
     "susceptibility": "φ⁴ susceptibility χ₂",
     "correlation_length": "φ⁴ second-moment correlation length ξ₂",
