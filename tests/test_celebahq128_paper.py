@@ -120,8 +120,10 @@ def test_nothing_is_downloaded_at_evaluation_time(plan):
     assert spec["fid"]["weights"] == specs.INCEPTION_WEIGHTS
     smk = (REPO / "workflow/rules/evaluate.smk").read_text() + (REPO / "workflow/rules/fetch.smk").read_text()
     assert re.search(r"localrules:\s*fetch_inception", smk) and "localrule: True" in smk
-    # the real images' reference covers the whole dataset; FID on 10000 samples per step count
-    assert cfg["fid"]["n_reference"] == 30000
-    assert {e["sampling"]["n_samples"] for e in cfg["experiments"].values()} == {10000}
+    # held out: the reference from 5000 images, FID on 5000 samples per step count against a floor of
+    # 5000 other held-out images; 20000 left to train on
+    ds = cfg["datasets"]["celebahq128"]
+    assert cfg["fid"]["n_reference"] == ds["n_test"] == 5000 and ds["n_floor"] == 5000
+    assert {e["sampling"]["n_samples"] for e in cfg["experiments"].values()} == {5000}
     assert {e["sde"]["name"] for e in cfg["experiments"].values()} == {"ou"}
     assert {e["sampling"]["time_grid"] for n, e in cfg["experiments"].items()} == {"quadratic", "uniform"}

@@ -233,8 +233,9 @@ def test_snakemake_fetches_then_converts_a_served_cifar_archive(tmp_path, monkey
     with serve() as server:
         server.files["/cifar-10-python.tar.gz"] = blob
         ds = {"kind": "cifar10", "url": server.url + "/cifar-10-python.tar.gz", "size": 32, "channels": 3,
-              "chunk": 16}
-        cfg = {"datasets": {"c": ds}, "experiments": {"e": {"dataset": "c", "J": 1, "net": {"channel_mult": [1]}}}}
+              "chunk": 16, "n_test": 2, "n_floor": 2}  # a small archive: hold out 2 + 2 images
+        cfg = {"datasets": {"c": ds}, "experiments": {"e": {"dataset": "c", "J": 1, "net": {"channel_mult": [1]},
+                                                            "sampling": {"n_samples": 2}}}}
         (root / "bad.yaml").write_text(yaml.safe_dump({**cfg, "datasets": {"c": {**ds, "sha256": "0" * 64}}}))
         out = snakemake(root, "results/data/c/data.zarr", "--configfile", "bad.yaml", check=False)
         assert "checksum mismatch" in (root / "results/logs/fetch/c.log").read_text()
