@@ -157,3 +157,51 @@ def test_chain_rule_kl_matches_the_dense_kl_of_monte_carlo_covariances(cfg, samp
     exact = theory.sampled_law(models, stats, sde, steps, sampler)["kl"]
     assert exact > 0.1  # far from the reference: the test can see a wrong term
     assert exact == pytest.approx(dense, rel=0.05)
+
+
+@pytest.mark.parametrize("J,sampler,grid,opts", [
+    (1, "ddim", "uniform", {}), (1, "ddim", "logsnr", {"eta": 0.5}), (2, "dpmpp_2m", "logsnr", {}),
+    (0, "edm", "karras", {}), (1, "edm", "karras", {"churn": 10.0})])
+def test_propagated_spectrum_of_the_lambda_solvers_matches_monte_carlo(J, sampler, grid, opts):
+    """As for em above, through the real cascade and the sampling config's solver options."""
+    size, steps, n = 8, 3, 6000
+    sde = sde_lib.build(VP)
+    models, stats = theory.field_models(size, 8.0, 2.0, J, sde)
+    spec = {"J": J, "wavelet": "haar", "sde": VP, "steps": steps, "shape": [n, 1, size, size],
+            "sampling": {"sampler": sampler, "time_grid": grid, **opts}}
+    x = cascade(models, stats, spec, n, torch.Generator().manual_seed(1), torch.device("cpu"))[0].double()
+    empirical = (torch.fft.fft2(x[:, 0]).abs() ** 2).mean(0).numpy() / size**2
+    predicted = theory.sampled_law(models, stats, sde, steps, sampler, grid, options=opts)["spectrum"]
+    reference = theory.sampled_law(models, stats, sde, steps, sampler, grid, reference=True, options=opts)["spectrum"]
+    tol = 5 * math.sqrt(2 / n)
+    assert np.max(np.abs(empirical / predicted - 1)) < tol
+    assert np.max(np.abs(reference / predicted - 1)) > 3 * tol
+
+
+@pytest.mark.parametrize("J", [0, 2])
+@pytest.mark.parametrize("sampler,grid,opts,order", [
+    ("ddim", "logsnr", {}, 1.0), ("ddim", "uniform", {}, 1.0), ("ddim", "logsnr", {"eta": 0.5}, 1.0),
+    ("dpmpp_2m", "logsnr", {}, 2.0), ("edm", "karras", {}, 2.0), ("edm", "uniform", {}, 2.0)])
+def test_exact_spectral_error_falls_at_the_solvers_order(J, sampler, grid, opts, order):
+    """Exact error against the continuous law from the same prior: log-log slope over 32..128 steps."""
+    sde = sde_lib.build(VP)
+    models, stats = theory.field_models(16, 16.0, 2.0, J, sde)
+    steps = [32, 64, 128]
+    errs = [theory.errors(models, stats, sde, n, sampler, grid, options=opts)["spectrum"] for n in steps]
+    slope = -np.polyfit(np.log(steps), np.log(errs), 1)[0]
+    print(sampler, grid, opts, errs, slope)
+    assert abs(slope - order) < 0.3
+
+
+@pytest.mark.parametrize("sampler,opts", [("ddim", {}), ("ddim", {"eta": 0.5}), ("dpmpp_2m", {}), ("edm", {})])
+def test_lambda_solvers_converge_to_their_continuous_reference(sampler, opts):
+    """ddim (η = 0), dpmpp_2m and edm to the probability-flow law from the prior, ddim with η to
+    the η-family's: the closed-form reference is the many-step limit."""
+    sde = sde_lib.build(VP)
+    lam = np.array([1e-3, 0.1, 1.0, 30.0, 1e5])
+    k, c = theory.propagate(lam, sde, 4096, sampler, "logsnr", opts)
+    rk, rc = theory._reference(lam, sde, sampler, "prior", opts)
+    assert np.allclose(c, rc, rtol=2e-3) and np.allclose(k, rk, atol=2e-3)
+    if sampler == "ddim" and not opts:  # the PF ODE's law: heun's
+        hk, hc = theory.propagate(lam, sde, 1024, "heun")
+        assert np.allclose(c, hc, rtol=5e-3) and np.allclose(k, hk, atol=5e-3)

@@ -54,6 +54,22 @@ class SDE(ABC):
         """Training-time law: maps u ~ U[0, 1) to t in [eps, T]; quadratic matches the quadratic grid."""
         return self.eps + (self.T - self.eps) * (u**2 if self.time_law == "quadratic" else u)
 
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Half log-SNR λ(t) = log(m(t)/s(t)); decreasing in t for every process here."""
+        return self.log_mean(t) - 0.5 * torch.log(self.var(t))
+
+    def time_of_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
+        """Inverse of ``log_snr`` on [eps, T] (clamped there), by float64 bisection: one method for
+        every process, closed form or not (64 halvings: exact to rounding)."""
+        lam = torch.as_tensor(lam, dtype=torch.float64)
+        lo = torch.full_like(lam, float(self.eps))
+        hi = torch.full_like(lam, float(self.T))
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            early = self.log_snr(mid) > lam  # λ too high: t lies later
+            lo, hi = torch.where(early, mid, lo), torch.where(early, hi, mid)
+        return 0.5 * (lo + hi)
+
     def prior_std(self) -> float:
         """Std of x_T for unit-variance data (the stages normalize every band to unit variance)."""
         m, s = self.marginal(torch.tensor(self.T, dtype=torch.float64))

@@ -1,7 +1,8 @@
 """Exact sampling error of SGM and WSGM on stationary Gaussian fields, without Monte Carlo.
 
 With the exact ε-models of ``wsgm.nets.exact`` every sampler step of ``wsgm.samplers`` (em,
-ancestral, pf_ode, heun) is affine in the state, x ← A x + B (gain · cond) + γ z, with A and B
+ancestral, pf_ode, heun; ddim, dpmpp_2m, edm in ``wsgm.theory_solvers``) is affine in the state,
+x ← A x + B (gain · cond) + γ z, with A and B
 functions of the model's covariance symbol only. In the eigenbasis of each model's normalized
 covariance symbol (one scalar per frequency for SGM and for the coarsest WSGM model, a 3×3
 Hermitian block per coarse frequency for the detail models) all of it is diagonal and the prior is
@@ -12,11 +13,14 @@ draws (tests/test_theory.py checks it against Monte Carlo through ``wsgm.cascade
 Reference law (``against``), per mode:
 - ``"prior"`` (the default, what "steps needed" measures): the law the *continuous-time* process
   of the same sampler reaches at t = eps when started, like the sampler, from the isotropic prior
-  N(0, prior_std²) at t = T. em and ancestral discretize the reverse SDE, pf_ode and heun the
-  probability-flow ODE; both are linear for Gaussian data, so from the prior they map a mode to
-  N(k g l, c) in closed form (``_continuous``): with v(t) = m² λ + s² the true marginal variance,
-  the reverse flow multiplies deviations by Φ = (v_eps/v_T)(m_T/m_eps) (SDE) or sqrt(v_eps/v_T)
-  (ODE), so k = m_eps − Φ m_T and c = v_eps + Φ² (prior_std² − v_T). The error is then the time
+  N(0, prior_std²) at t = T. em and ancestral discretize the reverse SDE, pf_ode, heun, ddim
+  (η = 0), dpmpp_2m and edm the probability-flow ODE, ddim with η the family
+  dx = [f x − (1 + η²)/2 g² ∇log p] dt + η g dW̄ (the solver's ``noise`` level η²); all are linear
+  for Gaussian data, so from the prior they map a mode to N(k g l, c) in closed form
+  (``_continuous``): with v(t) = m² λ + s² the true marginal variance, the reverse flow multiplies
+  deviations by Φ = (v_eps/v_T)(m_T/m_eps) (SDE) or Φ₀ = sqrt(v_eps/v_T) (ODE), Φ₀^(1−η²) Φ^(η²) in
+  between, so k = m_eps − Φ m_T and c = v_eps + Φ² (prior_std² − v_T). edm's churn is ignored there
+  (its limit depends on the grid): the reference is edm's ODE. The error is then the time
   discretization alone. Why this and not a longer T: the prior's mismatch at T (the "prior floor",
   m_T² λ for the largest λ) does not go away with more steps, so against the forward marginal the
   steps-to-target of SGM on large critical fields measure the approach to that floor (at L = 128,
@@ -45,14 +49,15 @@ import math
 import numpy as np
 import torch
 
-from wsgm import wavelets
+from wsgm import solvers, theory_solvers, wavelets
 from wsgm.metrics.spectrum import radial_average
 from wsgm.nets.exact import GaussianEps, exact_models
 from wsgm.samplers import time_grid
 from wsgm.sde import SDE
 from wsgm.symbols import scale_symbols
 
-SAMPLERS = ("em", "ancestral", "pf_ode", "heun")  # the affine ones (pc's step size depends on x)
+# the affine samplers (not pc: its step size depends on x; not rk45: adaptive)
+SAMPLERS = ("em", "ancestral", "pf_ode", "heun", "ddim", "dpmpp_2m", "edm")
 
 
 def exact_stats(spectrum: np.ndarray | torch.Tensor, J: int, wavelet: str = "haar") -> dict:
@@ -84,15 +89,20 @@ def _grid_scalars(sde: SDE, ts: torch.Tensor) -> list[tuple[float, float, float,
 
 
 def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
-              grid: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
+              grid: str = "uniform", options: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(k, c) per eigenvalue λ: the sampler draws a mode of variance λ (mean g l) as k g l + N(0, c).
 
-    Mirrors ``wsgm.samplers.sample`` step for step (prior N(0, prior_std²), no final denoising).
+    Mirrors ``wsgm.samplers.sample`` step for step (prior N(0, prior_std²), no final denoising);
+    ``options``: the keyword options of ``sample`` (rho, eta, churn, ...), defaults if absent.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"exact propagation supports the affine samplers {SAMPLERS}, not {sampler!r}")
+    options = options or {}
     lam, inverse = np.unique(np.asarray(lam, dtype=np.float64), return_inverse=True)  # symmetries
-    grid_t = time_grid(sde, steps, grid)
+    grid_t = time_grid(sde, steps, grid, options.get("rho", 7.0))
+    if sampler in ("ddim", "dpmpp_2m", "edm"):
+        k, c = theory_solvers.propagate(lam, sde, grid_t, sampler, options)
+        return k[inverse], c[inverse]
     ts = [float(t) for t in grid_t]
     scal = _grid_scalars(sde, grid_t)  # (m, s, f, g2) at every grid time, computed once
     k = np.zeros_like(lam)
@@ -132,7 +142,7 @@ def propagate(lam: np.ndarray, sde: SDE, steps: int, sampler: str = "em",
 
 
 AGAINST = ("prior", "forward")  # reference laws (module docstring)
-ODE_SAMPLERS = ("pf_ode", "heun")  # the others discretize the reverse SDE
+ODE_SAMPLERS = tuple(n for n in SAMPLERS if solvers.REGISTRY[n].noise({}) == 0)  # by default: the PF ODE
 
 
 def _forward(lam: np.ndarray, sde: SDE) -> tuple[np.ndarray, np.ndarray]:
@@ -141,23 +151,31 @@ def _forward(lam: np.ndarray, sde: SDE) -> tuple[np.ndarray, np.ndarray]:
     return np.full_like(lam, m), m**2 * lam + s**2
 
 
-def _continuous(lam: np.ndarray, sde: SDE, sampler: str) -> tuple[np.ndarray, np.ndarray]:
-    """(k, c) at t = eps of the exact reverse SDE (em, ancestral) or PF ODE (pf_ode, heun) started
-    from the sampler's prior N(0, prior_std²) at t = T (closed form, module docstring)."""
+def _continuous(lam: np.ndarray, sde: SDE, sampler: str,
+                options: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(k, c) at t = eps of the exact reverse SDE (em, ancestral), PF ODE (pf_ode, heun, ...) or
+    η-family between them (ddim) started from the sampler's prior N(0, prior_std²) at t = T
+    (closed form, module docstring)."""
     lam = np.asarray(lam, dtype=np.float64)
     m0, s0, _, _ = _scalars(sde, sde.eps)
     m1, s1, _, _ = _scalars(sde, sde.T)
     v0, v1 = m0**2 * lam + s0**2, m1**2 * lam + s1**2
-    phi = np.sqrt(v0 / v1) if sampler in ODE_SAMPLERS else (v0 / v1) * (m1 / m0)
+    level = solvers.get(sampler).noise(options or {})
+    if level == 0:
+        phi = np.sqrt(v0 / v1)
+    elif level == 1:
+        phi = (v0 / v1) * (m1 / m0)
+    else:
+        phi = np.sqrt(v0 / v1) ** (1 - level) * ((v0 / v1) * (m1 / m0)) ** level
     return m0 - phi * m1, v0 + phi**2 * (sde.prior_std() ** 2 - v1)
 
 
-def _reference(lam: np.ndarray, sde: SDE, sampler: str = "em",
-               against: str = "prior") -> tuple[np.ndarray, np.ndarray]:
+def _reference(lam: np.ndarray, sde: SDE, sampler: str = "em", against: str = "prior",
+               options: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(k, c) of the reference law (``against``: see the module docstring)."""
     if against not in AGAINST:
         raise ValueError(f"reference law must be one of {AGAINST}, not {against!r}")
-    return _continuous(lam, sde, sampler) if against == "prior" else _forward(lam, sde)
+    return _continuous(lam, sde, sampler, options) if against == "prior" else _forward(lam, sde)
 
 
 def _kl_modes(k, c, ref_k, ref_c, mean_weight=None) -> float:
@@ -197,20 +215,23 @@ def _top_modes(model: GaussianEps) -> np.ndarray:
 
 def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sampler: str = "em",
                 grid: str = "uniform", wavelet: str = "haar", reference: bool = False,
-                against: str = "prior") -> dict:
+                against: str = "prior", options: dict | None = None) -> dict:
     """Exact KL per pixel (vs the reference law) and the translation-averaged spectrum of the sampled x_0.
 
     ``models`` from ``exact_models`` (J = len - 1); ``reference`` returns the reference law's own
-    spectrum (KL 0) through the same algebra; ``against`` names the reference law (module docstring).
+    spectrum (KL 0) through the same algebra; ``against`` names the reference law (module docstring);
+    ``options``: the sampler's keyword options (``propagate``).
     """
     J = len(models) - 1
 
     def law(lam):
-        return _reference(lam, sde, sampler, against) if reference else propagate(lam, sde, steps, sampler, grid)
+        if reference:
+            return _reference(lam, sde, sampler, against, options)
+        return propagate(lam, sde, steps, sampler, grid, options)
 
     lam = _top_modes(models[J])
     k, c = law(lam)
-    rk, rc = _reference(lam, sde, sampler, against)
+    rk, rc = _reference(lam, sde, sampler, against, options)
     kl = _kl_modes(k, c, rk, rc)
     std = stats[f"low{J}"]["std"][0]
     spec = torch.from_numpy(c * std**2)  # un-normalized spectrum of the sampled x_J
@@ -223,7 +244,7 @@ def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sa
         g = torch.einsum("xyba,xyb->xya", U.conj(), model.gain[0] * l_std)  # g̃ = Uᴴ G (normalized cond)
         s_ll = spec / l_std**2  # translation-averaged spectrum of the normalized cond
         k, c = law(lam.numpy())
-        rk, rc = _reference(lam.numpy(), sde, sampler, against)
+        rk, rc = _reference(lam.numpy(), sde, sampler, against, options)
         weight = (s_ll[..., None] * g.abs() ** 2).numpy()
         kl += _kl_modes(k, c, rk, rc, weight)
         # joint symbol of (low, details), un-normalized, then the next finer spectrum
@@ -243,11 +264,13 @@ def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sa
 
 
 def errors(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sampler: str = "em",
-           grid: str = "uniform", wavelet: str = "haar", against: str = "prior") -> dict[str, float]:
+           grid: str = "uniform", wavelet: str = "haar", against: str = "prior",
+           options: dict | None = None) -> dict[str, float]:
     """{'kl': per-pixel KL, 'spectrum': worst relative shell error} of the sampled law vs the
-    reference law ``against`` (module docstring)."""
-    got = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, against=against)
-    ref = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, reference=True, against=against)
+    reference law ``against`` (module docstring); ``options``: the sampler's (``propagate``)."""
+    got = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, against=against, options=options)
+    ref = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, reference=True, against=against,
+                      options=options)
     ratio = radial_average(got["spectrum"]) / radial_average(ref["spectrum"])
     return {"kl": got["kl"], "spectrum": float(np.max(np.abs(ratio - 1)))}
 
