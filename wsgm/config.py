@@ -152,7 +152,7 @@ CIFAR10_IMAGES = {"train": 50000, "test": 10000, "all": 60000}
 def dataset_count(ds: dict) -> tuple[int | None, str]:
     """(number of images, the key that sets it) of a dataset, known before it is built; None when
     the files decide (npz, images without limit)."""
-    if ds["kind"] in ("gaussian", "phi4"):
+    if ds["kind"] in ("gaussian", "phi4", "photos"):
         return ds["n"], "n"
     if ds["kind"] == "cifar10":
         total = CIFAR10_IMAGES[ds["split"]]
@@ -184,9 +184,17 @@ def _check_datasets(datasets: dict) -> None:
         if ds["kind"] == "phi4" and ds["channels"] != 1:
             raise ConfigError(f"config error at '{key}.channels': the φ⁴ field is a single channel. Fix: "
                               "set channels: 1")
+        if ds["kind"] == "photos":
+            from wsgm.data import photos
+
+            if why := photos.problems(ds):
+                raise ConfigError(
+                    f"config error at '{key}': " + "; ".join(why) + ". Fix: lower downscale or held_out, set a "
+                    "smaller size, or list only photographs that fit (photos); channels 3 takes the colour "
+                    f"photographs {[p for p, (_, c) in photos.PHOTOS.items() if c]}")
         count, count_key = dataset_count(ds)
         held_out = ds["n_test"] + ds["n_floor"]
-        if ds["kind"] not in ("gaussian", "phi4") and count is not None and count - held_out < sizes.MIN_SAMPLES:
+        if ds["kind"] not in ("gaussian", "phi4", "photos") and count is not None and count - held_out < sizes.MIN_SAMPLES:
             raise ConfigError(
                 f"config error at '{key}.{count_key}': {count} image(s) cannot hold out n_test + n_floor = "
                 f"{held_out} (reference statistics and data floors, never trained on) and leave at least "
@@ -253,6 +261,7 @@ def _check_semantics(cfg: dict, warnings: list[str], inverse_explicit: bool = Tr
 
 
 PERIODIC_KINDS = ("gaussian", "phi4")  # fields on a periodic grid: circular padding fits them
+# (photos, images, cifar10 and npz are not periodic: their crops and pictures have borders, so zeros)
 
 
 def _resolve_padding(exp: dict, kind: str) -> None:

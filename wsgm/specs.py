@@ -24,6 +24,8 @@ DATASET_KEYS = {
                 "chunk", "n_test", "n_floor"),
     "images": ("kind", "size", "channels", "url", "sha256", "md5", "path", "crop", "limit", "license",
                "chunk", "n_test", "n_floor"),
+    "photos": ("kind", "size", "channels", "n", "photos", "downscale", "held_out", "flips", "chunk",
+               "n_test", "n_floor"),
 }
 FETCHED_KINDS = ("cifar10", "images")
 STAGE_MODULES = {
@@ -32,6 +34,7 @@ STAGE_MODULES = {
     "dataset:phi4": "wsgm.data.phi4",
     "dataset:cifar10": "wsgm.data.cifar",
     "dataset:images": "wsgm.data.images",
+    "dataset:photos": "wsgm.data.photos",
     "fetch": "wsgm.data.fetch",
     "decompose": "wsgm.decompose",
     "train": "wsgm.train",
