@@ -99,6 +99,27 @@ def test_circular_padding_is_shift_equivariant(attn):
             assert diff < 1e-12 if equivariant else diff > 1e-3, (padding, dy, dx, diff)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 1, 5, 7), (3, 4, 2, 2), (2, 2, 16, 4)])
+@pytest.mark.parametrize("pad", [1, 2])
+def test_circular_pad_equals_torch_circular_mode(shape, pad):
+    """The U-Net's periodic padding is F.pad(mode="circular") exactly (values and gradients), and its
+    CircularConv2d the same function as nn.Conv2d(padding_mode="circular") with the same weights."""
+    import torch.nn.functional as F
+
+    from wsgm.nets.unet import CircularConv2d, circular_pad
+
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape[0], shape[1], shape[2] + 2 * pad, shape[3] + 2 * pad, dtype=torch.float64)
+    ours, theirs = circular_pad(x, pad), F.pad(x, (pad,) * 4, mode="circular")
+    assert torch.equal(ours, theirs)
+    assert torch.equal(*(torch.autograd.grad(y, x, g)[0] for y in (ours, theirs)))
+    for stride in (1, 2):
+        conv = CircularConv2d(shape[1], 5, 3, stride=stride).double()
+        ref = nn.Conv2d(shape[1], 5, 3, stride=stride, padding=1, padding_mode="circular").double()
+        ref.load_state_dict(conv.state_dict())
+        assert torch.equal(conv(x), ref(x))
+
+
 def _cfg(size, J, net, kind="gaussian"):
     ds = {"kind": kind, "size": size, "n": 64}
     return {"datasets": {"d": ds}, "experiments": {"e": {"dataset": "d", "J": J, "net": net}},

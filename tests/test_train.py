@@ -86,7 +86,7 @@ def test_checkpoint_of_another_experiment_is_refused_by_name(tmp_path, tiny_conf
     assert "'sgm' scale 0" in caplog.text and "'wsgm' scale 2" in caplog.text and "refusing" in caplog.text
 
 
-@pytest.mark.parametrize("kind", ["score", "x0"])
+@pytest.mark.parametrize("kind", ["score", "x0", "edm"])
 def test_parameterizations_learn_and_load_as_eps(tmp_path, tiny_config, tiny_store, kind):
     """A net trained in any parameterization, loaded by load_model, predicts ε better than 0 does."""
     from wsgm import sde as sde_lib
@@ -109,6 +109,20 @@ def test_parameterizations_learn_and_load_as_eps(tmp_path, tiny_config, tiny_sto
     with torch.no_grad():
         mse = float((model(m * x0 + s * z, t.float()) - z).pow(2).mean())
     assert mse < 0.9, mse
+
+
+def test_edm_training_reduces_the_loss(tmp_path, tiny_config, tiny_store):
+    """EDM as a whole (preconditioning, log-normal σ, λ(σ) weighting) on the tiny coarsest band: the
+    zero-initialized F makes the first loss E|F*|² = 1 for unit-variance data (σ_d = 1), and a few
+    steps lower it."""
+    _, store = tiny_store
+    spec = _spec(tiny_config, steps=60, log_every=20, lr=5e-3, weighting="edm")
+    spec["net"] = {**spec["net"], "parameterization": "edm", "sigma_data": 1.0}
+    spec["sde"] = {**spec["sde"], "time_law": "edm", "p_mean": -1.2, "p_std": 1.2}
+    summary = train(spec, store, tmp_path / "w.pt", tmp_path / "ck.pt", torch.device("cpu"))
+    assert summary["parameterization"] == "edm"
+    assert 0.7 < summary["loss_start"] < 1.4, summary
+    assert summary["loss_end"] < 0.8 * summary["loss_start"], summary
 
 
 def test_likelihood_weighting_weighs_by_g2_over_s2(tmp_path, tiny_config, tiny_store):

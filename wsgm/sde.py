@@ -26,7 +26,15 @@ class SDE(ABC):
 
     T: float
     eps: float
-    time_law: str = "uniform"  # training times: uniform on [eps, T], or quadratic (eps + (T-eps) u²)
+    time_law: str = "uniform"  # training times: uniform on [eps, T], quadratic (eps + (T-eps) u²) or edm
+    p_mean: float | None = None  # edm: ln σ ~ N(p_mean, p_std²), truncated to [σ(eps), σ(T)]
+    p_std: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_law not in TIME_LAWS:
+            raise ValueError(f"unknown time law {self.time_law!r}; use one of {TIME_LAWS}")
+        if self.time_law == "edm" and (self.p_mean is None or self.p_std is None or self.p_std <= 0):
+            raise ValueError("time_law edm needs p_mean and p_std > 0")
 
     @abstractmethod
     def log_mean(self, t: torch.Tensor) -> torch.Tensor:
@@ -50,8 +58,20 @@ class SDE(ABC):
     def sde(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _bcast(self.drift_coef(t), x) * x, torch.sqrt(self.g2(t))
 
+    def noise_level(self, t: torch.Tensor) -> torch.Tensor:
+        """σ(t) = s(t) / m(t) = exp(−λ(t)): x_t / m = x_0 + σ z (EDM's noise level); increasing in t."""
+        return torch.sqrt(self.var(t)) * torch.exp(-self.log_mean(t))
+
+    def time_of_noise_level(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The t in [eps, T] with σ(t) = ``sigma`` (σ outside [σ(eps), σ(T)] gives the nearer end)."""
+        return self.time_of_log_snr(-torch.log(torch.as_tensor(sigma, dtype=torch.float64)))
+
     def sample_time(self, u: torch.Tensor) -> torch.Tensor:
-        """Training-time law: maps u ~ U[0, 1) to t in [eps, T]; quadratic matches the quadratic grid."""
+        """Training-time law: maps u ~ U[0, 1) to t in [eps, T]; quadratic matches the quadratic grid;
+        edm draws ln σ ~ N(p_mean, p_std²) truncated to [σ(eps), σ(T)] (inverse CDF of u) and
+        returns the t of that noise level."""
+        if self.time_law == "edm":
+            return self.time_of_noise_level(self._edm_sigma(u.double()))
         return self.eps + (self.T - self.eps) * (u**2 if self.time_law == "quadratic" else u)
 
     def log_snr(self, t: torch.Tensor) -> torch.Tensor:
@@ -70,10 +90,21 @@ class SDE(ABC):
             lo, hi = torch.where(early, mid, lo), torch.where(early, hi, mid)
         return 0.5 * (lo + hi)
 
+    def _edm_sigma(self, u: torch.Tensor) -> torch.Tensor:
+        ends = self.noise_level(torch.tensor([self.eps, self.T], dtype=torch.float64))
+        a, b = ((torch.log(ends) - self.p_mean) / self.p_std).tolist()
+        sign = -1.0 if a > 0 else 1.0  # in the upper tail work with the survival function (precision)
+        lo, hi = torch.special.ndtr(torch.tensor([sign * a, sign * b], dtype=torch.float64))
+        q = torch.special.ndtri((lo + u * (hi - lo)).clamp(min=torch.finfo(torch.float64).tiny))
+        return torch.exp(self.p_mean + self.p_std * sign * q)
+
     def prior_std(self) -> float:
         """Std of x_T for unit-variance data (the stages normalize every band to unit variance)."""
         m, s = self.marginal(torch.tensor(self.T, dtype=torch.float64))
         return float(torch.sqrt(m**2 + s**2))
+
+
+TIME_LAWS = ("uniform", "quadratic", "edm")
 
 
 def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -277,10 +308,13 @@ def relevant(cfg: dict) -> dict:
     out = {"name": cfg["name"], "T": cfg["T"], "eps": cfg["eps"], **{k: cfg[k] for k in keys}}
     if cfg.get("time_law", "uniform") != "uniform":
         out["time_law"] = cfg["time_law"]
+    if out.get("time_law") == "edm":
+        out["p_mean"], out["p_std"] = cfg["p_mean"], cfg["p_std"]
     return out
 
 
 def build(cfg: dict) -> SDE:
     cls, keys = REGISTRY[cfg["name"]]
-    return cls(T=cfg["T"], eps=cfg["eps"], time_law=cfg.get("time_law", "uniform"),
-               **{k: cfg[k] for k in keys})
+    law = cfg.get("time_law", "uniform")
+    edm = {"p_mean": cfg["p_mean"], "p_std": cfg["p_std"]} if law == "edm" else {}
+    return cls(T=cfg["T"], eps=cfg["eps"], time_law=law, **edm, **{k: cfg[k] for k in keys})

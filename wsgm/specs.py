@@ -113,8 +113,17 @@ def train(cfg: dict, exp_name: str, scale: int) -> dict:
     if not 0 <= scale <= exp["J"]:
         raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
     return {"stage": "train", "experiment": exp_name, "scale": scale, "J": exp["J"],
-            "sde": sde_lib.relevant(exp["sde"]), "net": exp["net"], "train": exp["train"],
+            "sde": sde_lib.relevant(exp["sde"]), "net": _net(exp), "train": exp["train"],
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
+
+
+def _net(exp: dict) -> dict:
+    """The net section as the training spec records it: sigma_data only where something uses it
+    (net.parameterization or train.weighting edm), so it retrains nothing else."""
+    net = dict(exp["net"])
+    if "edm" not in (net.get("parameterization"), exp["train"].get("weighting")):
+        net.pop("sigma_data", None)
+    return net
 
 
 FID_KEYS = {"reference": ("extractor", "weights", "sha256", "url", "range", "n_reference"),

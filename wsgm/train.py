@@ -2,8 +2,9 @@
 
 Model j < J learns the normalized detail bands of level j+1 given the normalized low-pass of level
 j+1; model J learns the normalized coarsest low-pass (J = 0: the image itself, i.e. plain SGM).
-The net's parameterization (eps, score, x0) sets its loss; ``train.weighting: likelihood`` weighs
-the ε error by g²/s² (Song et al.'s likelihood weighting); times follow the process's law.
+The net's parameterization (eps, score, x0, edm) sets its loss; ``train.weighting: likelihood`` weighs
+the ε error by g²/s² (Song et al.'s likelihood weighting), ``edm`` by Karras et al.'s λ(σ); times
+follow the process's law (``sde.time_law``, EDM's log-normal σ included).
 Batches stream from the per-scale Zarr store whole chunks at a time (``wsgm.batches``).
 Checkpoints hold model, EMA, optimizer, RNG states and the spec; a restarted job resumes from the
 last one and ends with the same weights as an uninterrupted run; a checkpoint made for another
@@ -223,7 +224,8 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
     if tcfg["batch_size"] % world:
         raise TrainingError(f"train.batch_size {tcfg['batch_size']} is not divisible by the {world} "
                             "DDP processes; change batch_size or --nproc_per_node")
-    loss_fn = DSMLoss(sde_lib.build(spec["sde"]), kind, tcfg.get("weighting", "none"))
+    loss_fn = DSMLoss(sde_lib.build(spec["sde"]), kind, tcfg.get("weighting", "none"),
+                      spec["net"].get("sigma_data", 1.0))
     torch.manual_seed(derive_seed(spec["seed"], "train-init", spec["experiment"], j))
     data = ChunkBatches(store, J, j, tcfg["batch_size"], derive_seed(spec["seed"], "train-batches",
                         spec["experiment"], j), rank=rank, world=world)

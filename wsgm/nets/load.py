@@ -103,7 +103,8 @@ def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]
         net.load_state_dict(weights["ema"])
         kind = weights["spec"]["net"].get("parameterization", "eps")
         if kind != "eps":
-            return EpsModel(net, sde_lib.build(weights["spec"]["sde"]), kind).eval(), weights
+            sigma_data = weights["spec"]["net"].get("sigma_data", 1.0)
+            return EpsModel(net, sde_lib.build(weights["spec"]["sde"]), kind, sigma_data).eval(), weights
     except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         reason = str(exc).strip().replace("\n\t", " ").replace("\n", " ") or type(exc).__name__
         raise _model_error(path, f"its weights do not fit its network: {reason[:200]}") from None

@@ -38,12 +38,34 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 PADDINGS = ("zeros", "circular")
 
 
+def circular_pad(x: torch.Tensor, pad: int = 1) -> torch.Tensor:
+    """Periodic padding of the last two dimensions by ``pad`` on each side: exactly
+    ``F.pad(x, (pad,) * 4, mode="circular")``, by concatenating wrapped slices (width, then
+    height), which is cheaper on CPU than F.pad's circular mode (bench/unet_speed.py)."""
+    x = torch.cat([x[..., -pad:], x, x[..., :pad]], dim=-1)
+    return torch.cat([x[..., -pad:, :], x, x[..., :pad, :]], dim=-2)
+
+
+class CircularConv2d(nn.Conv2d):
+    """A Conv2d with periodic padding (``circular_pad``) and then none: the same parameters and
+    output as ``nn.Conv2d(..., padding=pad, padding_mode="circular")``, faster on CPU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, pad: int = 1) -> None:
+        super().__init__(in_ch, out_ch, kernel_size, stride=stride, padding=0)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(circular_pad(x, self.pad), self.weight, self.bias)
+
+
 def conv3(in_ch: int, out_ch: int, padding: str = "zeros", stride: int = 1) -> nn.Conv2d:
     """3×3 convolution keeping the size (halving it with ``stride`` 2), padded with zeros or
     periodically (``circular``: exactly shift-equivariant on periodic fields)."""
     if padding not in PADDINGS:
         raise ValueError(f"padding {padding!r} is not one of {PADDINGS}")
-    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, padding_mode=padding)
+    if padding == "circular":
+        return CircularConv2d(in_ch, out_ch, 3, stride=stride)
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1)
 
 
 class ResBlock(nn.Module):
