@@ -135,8 +135,10 @@ def test_each_stage_hashes_the_code_it_runs_and_no_other(pkg):
     assert changed_by("cli.py", "def cmd_train(args):\n", "def cmd_train(args):\n    pass\n") == {"train"}
     assert changed_by("cli.py", "def cmd_sample(args):\n", "def cmd_sample(args):\n    pass\n") == {"sample"}
     assert changed_by("cli.py", "def main(argv", "def _x():\n    pass\n\n\ndef main(argv") == set(stages)
-    assert changed_by("samplers.py", "import numpy as np", "import numpy as np\nimport sys") == \
+    assert changed_by("samplers.py", "import torch\n", "import torch\nimport sys\n") == \
         {"sample", "inverse_evaluate"}  # inverse scoring rebuilds the task, which names the samplers
+    assert changed_by("solvers/edm.py", "import torch\n", "import torch\nimport sys\n") == \
+        {"sample", "inverse_evaluate"}  # a solver of the registry (a subpackage) is part of sampling
     assert changed_by("cli.py", "def cmd_evaluate_inverse(args, spec, cfg):\n",
                       "def cmd_evaluate_inverse(args, spec, cfg):\n    pass\n") == {"inverse_evaluate"}
     assert changed_by("train.py", "import copy", "import copy\nimport sys") == {"train"}
