@@ -44,6 +44,7 @@ Errors (both exact):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -187,8 +188,10 @@ def _kl_modes(k, c, ref_k, ref_c, mean_weight=None) -> float:
     return float(kl.sum())
 
 
+@functools.lru_cache(maxsize=32)
 def _analysis_filters(size: int, wavelet: str) -> torch.Tensor:
-    """(L, L, 4) A_b(ω) = conj(FFT(a_b)) with a_b the fine-grid row of the DWT for band b at coarse 0."""
+    """(L, L, 4) A_b(ω) = conj(FFT(a_b)) with a_b the fine-grid row of the DWT for band b at coarse 0
+    (memoized: a constant per size and wavelet; callers do not modify it)."""
     half = size // 2
     deltas = torch.zeros(4, 4, half, half, dtype=torch.float64)
     deltas[range(4), range(4), 0, 0] = 1.0
@@ -213,25 +216,44 @@ def _top_modes(model: GaussianEps) -> np.ndarray:
     return model.cov[0, :, :, 0, 0].real.numpy()
 
 
-def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sampler: str = "em",
+def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps, sampler: str = "em",
                 grid: str = "uniform", wavelet: str = "haar", reference: bool = False,
-                against: str = "prior", options: dict | None = None) -> dict:
+                against: str = "prior", options: dict | None = None, cache: dict | None = None) -> dict:
     """Exact KL per pixel (vs the reference law) and the translation-averaged spectrum of the sampled x_0.
 
-    ``models`` from ``exact_models`` (J = len - 1); ``reference`` returns the reference law's own
-    spectrum (KL 0) through the same algebra; ``against`` names the reference law (module docstring);
-    ``options``: the sampler's keyword options (``propagate``).
+    ``models`` from ``exact_models`` (J = len - 1); ``steps``: one count for every scale or a
+    per-scale setting (a list for models 0..J, a label "8-8-32" or a ``wsgm.steps.Steps``);
+    ``reference`` returns the reference law's own spectrum (KL 0) through the same algebra;
+    ``against`` names the reference law (module docstring); ``options``: the sampler's keyword
+    options (``propagate``). ``cache`` (a dict the caller keeps for these models, sampler, grid and
+    options) memoizes each scale's (k, c) by (scale, steps), its reference law and eigenbasis:
+    searches over per-scale steps (``wsgm.allocation``) then propagate each (scale, count) once.
     """
-    J = len(models) - 1
+    from wsgm.steps import Steps
 
-    def law(lam):
+    J = len(models) - 1
+    per_scale = Steps(steps).per_scale(J)
+
+    def law(j, lam):
         if reference:
             return _reference(lam, sde, sampler, against, options)
-        return propagate(lam, sde, steps, sampler, grid, options)
+        if cache is None:
+            return propagate(lam, sde, per_scale[j], sampler, grid, options)
+        key = (j, per_scale[j])
+        if key not in cache:
+            cache[key] = propagate(lam, sde, per_scale[j], sampler, grid, options)
+        return cache[key]
+
+    def ref(j, lam):
+        if cache is None:
+            return _reference(lam, sde, sampler, against, options)
+        if ("reference", j) not in cache:
+            cache[("reference", j)] = _reference(lam, sde, sampler, against, options)
+        return cache[("reference", j)]
 
     lam = _top_modes(models[J])
-    k, c = law(lam)
-    rk, rc = _reference(lam, sde, sampler, against, options)
+    k, c = law(J, lam)
+    rk, rc = ref(J, lam)
     kl = _kl_modes(k, c, rk, rc)
     std = stats[f"low{J}"]["std"][0]
     spec = torch.from_numpy(c * std**2)  # un-normalized spectrum of the sampled x_J
@@ -239,12 +261,17 @@ def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sa
         model = models[j]
         if model.channels != 1:
             raise ValueError("exact error analysis is for one-channel fields")
-        lam, U = torch.linalg.eigh(model.cov[0])  # (M, M, 3), (M, M, 3, 3)
+        if cache is not None and ("eigh", j) in cache:
+            lam, U = cache[("eigh", j)]
+        else:
+            lam, U = torch.linalg.eigh(model.cov[0])  # (M, M, 3), (M, M, 3, 3)
+            if cache is not None:
+                cache[("eigh", j)] = lam, U
         l_std = float(model.cond_scale[0])
         g = torch.einsum("xyba,xyb->xya", U.conj(), model.gain[0] * l_std)  # g̃ = Uᴴ G (normalized cond)
         s_ll = spec / l_std**2  # translation-averaged spectrum of the normalized cond
-        k, c = law(lam.numpy())
-        rk, rc = _reference(lam.numpy(), sde, sampler, against, options)
+        k, c = law(j, lam.numpy())
+        rk, rc = ref(j, lam.numpy())
         weight = (s_ll[..., None] * g.abs() ** 2).numpy()
         kl += _kl_modes(k, c, rk, rc, weight)
         # joint symbol of (low, details), un-normalized, then the next finer spectrum
@@ -263,16 +290,22 @@ def sampled_law(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sa
     return {"kl": kl / spec.numel(), "spectrum": spec.numpy()}
 
 
-def errors(models: list[GaussianEps], stats: dict, sde: SDE, steps: int, sampler: str = "em",
+def spectrum_error(spectrum: np.ndarray, reference: np.ndarray) -> float:
+    """Worst relative error over radial shells of a spectrum against the reference's."""
+    ratio = radial_average(spectrum) / radial_average(reference)
+    return float(np.max(np.abs(ratio - 1)))
+
+
+def errors(models: list[GaussianEps], stats: dict, sde: SDE, steps, sampler: str = "em",
            grid: str = "uniform", wavelet: str = "haar", against: str = "prior",
            options: dict | None = None) -> dict[str, float]:
     """{'kl': per-pixel KL, 'spectrum': worst relative shell error} of the sampled law vs the
-    reference law ``against`` (module docstring); ``options``: the sampler's (``propagate``)."""
+    reference law ``against`` (module docstring); ``steps``: one count or per-scale steps
+    (``sampled_law``); ``options``: the sampler's (``propagate``)."""
     got = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, against=against, options=options)
     ref = sampled_law(models, stats, sde, steps, sampler, grid, wavelet, reference=True, against=against,
                       options=options)
-    ratio = radial_average(got["spectrum"]) / radial_average(ref["spectrum"])
-    return {"kl": got["kl"], "spectrum": float(np.max(np.abs(ratio - 1)))}
+    return {"kl": got["kl"], "spectrum": spectrum_error(got["spectrum"], ref["spectrum"])}
 
 
 def field_models(size: int, xi: float, eta: float, J: int, sde: SDE, wavelet: str = "haar"):
