@@ -6,7 +6,8 @@ import pytest
 
 from wsgm import allocation, theory
 from wsgm import sde as sde_lib
-from wsgm.steps import Steps, model_sides
+from wsgm.nets.receptive_field import model_side
+from wsgm.steps import Steps
 
 VP = {"name": "vp", "T": 1.0, "eps": 1e-3, "beta_min": 0.1, "beta_max": 20.0}
 
@@ -22,9 +23,9 @@ def problems(sde):
 
 
 def test_model_sides():
-    assert model_sides(16, 2) == [8, 4, 4]
-    assert model_sides(64, 4) == [32, 16, 8, 4, 4]
-    assert model_sides(32, 0) == [32]
+    assert [model_side(16, 2, j) for j in range(3)] == [8, 4, 4]
+    assert [model_side(64, 4, j) for j in range(5)] == [32, 16, 8, 4, 4]
+    assert model_side(32, 0, 0) == 32
 
 
 def test_budget_accounting(sde, problems):

@@ -6,16 +6,16 @@ Budget: network evaluations weighted by the pixels each network runs on,
 
 with ``pixels_j`` = (L / 2^(j+1))² for the conditional models j < J (they draw the three detail
 bands of x_j on the grid of x_{j+1}, ``wsgm.cascade.cascade``) and (L / 2^J)² for the coarsest
-model J (``wsgm.steps.model_sides``); ``nfe_per_step`` is the solver's (``wsgm.solvers``). Scale
-order is that of ``wsgm.steps.Steps``: models 0..J, the finest first.
+model J (``wsgm.nets.receptive_field.model_side``); ``nfe_per_step`` is the solver's
+(``wsgm.solvers``). Scale order is that of ``wsgm.steps.Steps``: models 0..J, the finest first.
 
 The error of an allocation is exact (``wsgm.theory``: the sampled law of the whole cascade with
 exact Gaussian scores, against the continuous-time law of the same sampler from the same prior),
 by default the worst relative error over radial shells of the power spectrum (``"spectrum"``, the
 paper's measure; ``"kl"``: per-pixel KL). ``best_allocation`` searches the integer steps
 n_j ≥ 1 within the budget (greedy marginal gain, then coordinate descent by exchanges of budget
-between pairs of scales, started from equal steps, the greedy allocation and the best allocation
-already evaluated within the budget); it is a local search: the spectral error is not monotone in
+between pairs of scales, started from the best of equal steps, the greedy allocation and the best
+allocation already evaluated within the budget); it is a local search: the spectral error is not monotone in
 each n_j (the scales' errors can cancel in a shell), so it is checked against ``brute_force``,
 which enumerates every feasible allocation (small cases, the tests).
 """
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 from wsgm import solvers, theory
 from wsgm.sde import SDE
-from wsgm.steps import model_sides
+from wsgm.nets.receptive_field import model_side
 
 ERRORS = ("spectrum", "kl")
 
@@ -50,7 +50,7 @@ class Problem:
         self.nfe_per_step = solvers.get(sampler).nfe_per_step
         if self.nfe_per_step < 1:
             raise ValueError(f"sampler {sampler!r} is adaptive: its cost is not set by steps")
-        self.pixels = [s * s for s in model_sides(size, self.J)]
+        self.pixels = [model_side(size, self.J, j) ** 2 for j in range(self.J + 1)]
         self._cache: dict = {}
         self._memo: dict[tuple[int, ...], float] = {}
         self._reference = theory.sampled_law(models, stats, sde, 1, sampler, grid, wavelet, reference=True,
@@ -218,12 +218,12 @@ def best_allocation(budget: float, problem: Problem) -> dict:
     seen = problem.best_seen(budget)  # e.g. the optimum of a smaller budget: feasible here too
     if seen is not None and seen not in starts:
         starts.append(seen)
-    best, best_key = None, None
-    for start in starts:
-        steps = _descend(problem, start, budget)
-        key = (problem.error(steps), problem.cost(steps))
-        if best_key is None or _better(key, best_key):
-            best, best_key = steps, key
+    start = starts[0]
+    for other in starts[1:]:
+        if _better((problem.error(other), problem.cost(other)), (problem.error(start), problem.cost(start))):
+            start = other
+    best = _descend(problem, start, budget)  # from the best start: never worse than equal steps
+    best_key = (problem.error(best), problem.cost(best))
     e_eq = problem.error(equal)
     return {"budget": budget, "steps": best, "error": best_key[0], "cost": best_key[1],
             "equal": {"steps": equal, "error": e_eq, "cost": problem.cost(equal)},

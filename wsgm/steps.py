@@ -24,17 +24,6 @@ def _count(value, setting) -> int:
     return int(value)
 
 
-def model_sides(size: int, J: int) -> list[int]:
-    """Side of the grid each model 0..J runs on in a cascade of final side ``size``: the conditional
-    model j < J draws x_j's three detail bands on the grid of x_{j+1} (side size / 2^(j+1)), the
-    coarsest model J draws x_J (side size / 2^J); J = 0: one model on the full image.
-
-    >>> model_sides(32, 3), model_sides(32, 0)
-    ([16, 8, 4, 4], [32])
-    """
-    return [size // 2 ** (j + 1) for j in range(J)] + [size // 2**J]
-
-
 class Steps:
     """An immutable step setting: one count for all scales, or a per-scale list (scale 0 first).
 
