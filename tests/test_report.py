@@ -261,3 +261,102 @@ def test_old_metric_files_still_render(tmp_path):
     assert "| wsgm | kid | 8 | -0.0025 | – | – | – |" in md
     assert "(no draws)" in md and "±" not in md.split("| experiment | metric")[1]
     assert all(d["ci"] is None for c in summary["comparisons"] for d in c["metrics"].values())
+
+
+# --- sampling cost: weighted NFE, the cost figures, the cheapest setting within the best's interval ---
+
+def _costed(r, size, nfe_per_scale, samples_per_s=10.0):
+    """A fabricated metric file with real scale sizes (x_k of side size / 2^k) and per-scale NFE."""
+    r["scales"] = {k: {**s, "size": size // 2 ** int(k)} for k, s in r["scales"].items()}
+    r["cost"] = {**r["cost"], "nfe_per_scale": list(nfe_per_scale), "nfe_per_sample": sum(nfe_per_scale),
+                 "samples_per_s": samples_per_s}
+    return r
+
+
+def test_weighted_cost_and_seconds_per_sample():
+    from wsgm.metric_info import seconds_per_sample, weighted_cost
+
+    r = _costed(_metric_file("wsgm", 2, 8, {"fid": 1.0}), 16, [10, 20, 40], samples_per_s=4.0)
+    # model 0 draws x0's details on the 8×8 grid of x1, model 1 on the 4×4 grid of x2, model 2 x2 itself
+    assert weighted_cost(r) == pytest.approx((10 * 64 + 20 * 16 + 40 * 16) / 256)
+    assert seconds_per_sample(r) == pytest.approx(0.25)
+    sgm = _costed(_metric_file("sgm", 0, 8, {"fid": 1.0}), 16, [8])
+    assert weighted_cost(sgm) == pytest.approx(8.0)  # plain SGM: NFE per sample
+    del r["scales"]["1"]  # a missing resolution: its side from the cascade's geometry
+    assert weighted_cost(r) == pytest.approx((10 * 64 + 20 * 16 + 40 * 16) / 256)
+    del r["cost"]["nfe_per_scale"]
+    assert weighted_cost(r) is None
+    assert seconds_per_sample({"cost": {"wall_time_s": 6.0}, "n_samples": 3}) == pytest.approx(2.0)
+    assert seconds_per_sample({"cost": {}}) is None
+
+
+def test_quality_vs_cost_figure(tmp_path, monkeypatch):
+    from wsgm import report, report_figures
+    from wsgm.metric_info import weighted_cost
+
+    metrics = ["fid", "kid"]
+    rows = []
+    for name, J in (("sgm", 0), ("wsgm", 2)):
+        for steps in (4, 8, 16):
+            v = {"fid": 10.0 / steps, "kid": 1.0 / steps}
+            r = _metric_file(name, J, steps, v, floors={m: 0.01 for m in metrics},
+                             cis={m: [x * 0.9, x * 1.1] for m, x in v.items()},
+                             floor_cis={m: [0.005, 0.02] for m in metrics})
+            rows.append(_costed(r, 16, [steps] * (J + 1), samples_per_s=100.0 / steps))
+    out = _outputs(tmp_path / "out")
+    report.report(_spec(metrics), _write(tmp_path, rows), {}, {}, out)
+    for key in ("cost", "time"):
+        w, h = _png_size(out[key])
+        assert 800 <= w <= 2400 and h > 300, (key, w, h)
+        assert out[f"{key}_svg"].read_text().lstrip().startswith("<?xml")
+    assert out["cost"].name == "quality_vs_cost.png" and out["cost_svg"].name == "quality_vs_cost.svg"
+
+    figs = []
+    monkeypatch.setattr(report_figures, "_save", lambda fig, o, svg=None: figs.append(fig))
+    results = report.load_metrics(_write(tmp_path, rows))
+    for r in results:
+        r["sampler"] = "em"
+    report.cost_plot(results, metrics, tmp_path / "c.png")
+    report.cost_plot(results, metrics, tmp_path / "t.png", x="seconds")
+    with pytest.raises(ValueError, match="cost axis"):
+        report.cost_plot(results, metrics, tmp_path / "x.png", x="flops")
+    fid = next(ax for ax in figs[0].axes if ax.get_title().startswith("FID"))
+    solid = {ln.get_label(): ln for ln in fid.lines if ln.get_marker() == "o"}
+    assert set(solid) == {"sgm (SGM, J=0), em", "wsgm (WSGM, J=2), em"}  # one curve per (experiment, sampler)
+    wsgm = [r for r in results if r["experiment"] == "wsgm"]
+    assert list(solid["wsgm (WSGM, J=2), em"].get_xdata()) == pytest.approx([weighted_cost(r) for r in wsgm])
+    assert list(solid["sgm (SGM, J=0), em"].get_xdata()) == pytest.approx([4, 8, 16])
+    assert "pixels" in fid.get_xlabel() and fid.get_xscale() == "log"
+    assert len(fid.collections) >= 2  # the 95% bands and the floor's
+    t_fid = next(ax for ax in figs[1].axes if ax.get_title().startswith("FID"))
+    assert "seconds" in t_fid.get_xlabel()
+    t_line = next(ln for ln in t_fid.lines if ln.get_label() == "sgm (SGM, J=0), em")
+    assert list(t_line.get_xdata()) == pytest.approx([0.04, 0.08, 0.16])
+
+
+def test_cheapest_setting_within_the_best_interval(tmp_path):
+    from wsgm import report
+
+    def row(name, J, steps, fid, ci, nfe):
+        return _costed(_metric_file(name, J, steps, {"fid": fid, "susceptibility": fid},
+                                    cis={"fid": ci}), 16, nfe)
+
+    rows = [row("sgm", 0, 64, 1.0, [0.8, 1.2], [64]),        # the best value, cost 64
+            row("sgm", 0, 16, 1.1, [0.9, 1.3], [16]),        # within, cost 16
+            row("wsgm", 1, 8, 1.3, [1.1, 1.5], [8, 8]),      # within (1.1 <= 1.2), cost (8·64 + 8·64)/256 = 4
+            row("wsgm", 1, 4, 2.0, [1.9, 2.1], [4, 4])]      # cheaper (2) but outside the best's interval
+    results = report.load_metrics(_write(tmp_path, rows))
+    got = report.cheapest_within_best(results, ["fid", "susceptibility"])
+    assert set(got) == {"fid"}  # only lower-is-better metrics have a "best quality"
+    assert (got["fid"]["best"]["experiment"], got["fid"]["best"]["steps"]) == ("sgm", "64")
+    assert (got["fid"]["cheapest"]["experiment"], got["fid"]["cheapest"]["steps"]) == ("wsgm", "8")
+    assert got["fid"]["cheapest"]["cost"] == pytest.approx(4.0) and got["fid"]["cost_ratio"] == pytest.approx(4 / 64)
+    # touching intervals overlap; a point value (no interval) counts as a zero-width one
+    rows[3] = row("wsgm", 1, 4, 2.0, [1.2, 2.1], [4, 4])
+    got = report.cheapest_within_best(report.load_metrics(_write(tmp_path, rows)), ["fid"])
+    assert got["fid"]["cheapest"]["steps"] == "4"
+    summary = report.report(_spec(["fid"]), _write(tmp_path, rows), {}, {}, _outputs(tmp_path / "out"))
+    md = (tmp_path / "out" / "best.md").read_text()
+    assert "Cheapest setting within the interval of the best quality" in md
+    assert "| fid | sgm, 64 | 1 ± 0.2 | 64 | wsgm, 4 | 2 ± 0.45 | 2 | 0.03125 |" in md
+    assert summary["cheapest_within_best"]["fid"]["cheapest"]["steps"] == "4"

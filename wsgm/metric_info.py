@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from wsgm.nets.receptive_field import model_side
 from wsgm.steps import Steps
 
 SHORT = {
@@ -40,6 +41,54 @@ def experiment_label(name: str, J: int) -> str:
 def steps_x(r: dict) -> float:
     per_scale = r.get("steps_per_scale") or Steps(r["steps"]).per_scale(r["J"])
     return float(np.mean(per_scale))
+
+
+def weighted_cost(r: dict) -> float | None:
+    """Sampling cost per sample in evaluations of a network on the final image: Σ_j NFE_j × pixels_j
+    / pixels of x_0, from ``cost.nfe_per_scale`` (models 0..J) and the sides ``scales[k]["size"]``
+    (model j < J runs on the grid of x_{j+1}, model J on that of x_J;
+    ``wsgm.nets.receptive_field.model_side`` where a scale's size is missing). None without
+    per-scale NFE or the final size."""
+    J, nfe = r.get("J"), (r.get("cost") or {}).get("nfe_per_scale")
+    if not isinstance(J, int) or not isinstance(nfe, list) or len(nfe) != J + 1 \
+            or not all(is_number(v) for v in nfe):
+        return None
+    scales = r.get("scales") or {}
+
+    def side(k: int) -> int | None:
+        v = (scales.get(str(k)) or {}).get("size")
+        return int(v) if is_number(v) and v > 0 else None
+
+    final = side(0)
+    if final is None:
+        return None
+    sides = [side(j + 1) if j < J else side(J) for j in range(J + 1)]
+    sides = [s or model_side(final, J, j) for j, s in enumerate(sides)]
+    return float(sum(n * s * s for n, s in zip(nfe, sides)) / final**2)
+
+
+def seconds_per_sample(r: dict) -> float | None:
+    """Measured sampling wall time per sample: 1 / ``cost.samples_per_s`` (else wall_time_s / n_samples)."""
+    cost = r.get("cost") or {}
+    if is_number(cost.get("samples_per_s")) and cost["samples_per_s"] > 0:
+        return 1.0 / float(cost["samples_per_s"])
+    if is_number(cost.get("wall_time_s")) and is_number(r.get("n_samples")) and r["n_samples"] > 0:
+        return float(cost["wall_time_s"]) / r["n_samples"]
+    return None
+
+
+def curve_key(r: dict) -> tuple[str, str | None]:
+    """(experiment, sampler): one curve of the report's figures (sampler None where not recorded)."""
+    return r["experiment"], r.get("sampler")
+
+
+def curve_keys(results: list[dict]) -> list[tuple[str, str | None]]:
+    return sorted({curve_key(r) for r in results}, key=lambda k: (k[0], k[1] or ""))
+
+
+def curve_label(key: tuple[str, str | None], J: int) -> str:
+    name, sampler = key
+    return experiment_label(name, J) + (f", {sampler}" if sampler else "")
 
 
 def experiment_names(results: list[dict]) -> list[str]:

@@ -1,7 +1,10 @@
 """Plots (PNG and SVG) and tables of the best settings from the per-(experiment, steps) metric files.
 
 x axes are the steps per scale (the mean over scales for a per-scale list), so WSGM (J > 0) and
-plain SGM (J = 0) sit on the same axes at equal cost per scale. Figures are grids of panels (three
+plain SGM (J = 0) sit on the same axes at equal cost per scale; quality_vs_cost puts the same panels
+against sampling cost (network evaluations per sample weighted by the pixels each runs on, divided
+by the final image's: ``weighted_cost``), quality_vs_time against measured seconds per sample. One
+curve per (experiment, sampler). Figures are grids of panels (three
 columns), one colour per experiment (a fixed mapping from the sorted experiment names, the same in
 every figure); shaded bands are the 95% bootstrap intervals (``<metric>_ci``) where the metric file
 has them, dashed lines the same metric for as many held-out real images as samples (the
@@ -11,7 +14,9 @@ best.md prints every value as ``value ± h``, h = half the width of its 95% inte
 *reaches the floor* when the 95% interval of (metric − floor), ``<metric>_excess_ci``, has its lower
 end ≤ 0. The comparison table gives, for two experiments on the same dataset, the difference of
 each metric with the percentile interval of the differences of their (independent) bootstrap draws
-(``scales[k]["bootstrap"][metric]``). Metric files without these keys still render, without bands.
+(``scales[k]["bootstrap"][metric]``); a line per metric names the cheapest setting (by weighted
+cost) whose interval overlaps the best setting's, across experiments. Metric files without these
+keys still render, without bands.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import numpy as np
 
 from wsgm.data.store import read_array
 from wsgm.metric_info import (bootstrap_draws, experiment_label, experiment_names, feature_space,  # noqa: F401
-                              interval_of, is_number, lower_is_better, metric_title, reaches_floor, steps_x)
+                              interval_of, is_number, lower_is_better, metric_title, reaches_floor, steps_x,
+                              weighted_cost)
 from wsgm.metrics import intervals
-from wsgm.report_figures import (experiment_colors, per_scale_plot, quality_plot, sample_grid,  # noqa: F401
-                                 spectra_plot)
+from wsgm.report_figures import (cost_plot, experiment_colors, per_scale_plot, quality_plot,  # noqa: F401
+                                 sample_grid, spectra_plot)
 from wsgm.steps import Steps
 
 log = logging.getLogger("wsgm.report")
@@ -83,6 +89,60 @@ def best_table(results: list[dict], metrics: list[str]) -> dict[str, dict]:
                                       "nfe_per_sample": r.get("cost", {}).get("nfe_per_sample"),
                                       "samples_per_s": r.get("cost", {}).get("samples_per_s")}
     return best
+
+
+def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def cheapest_within_best(results: list[dict], metrics: list[str]) -> dict[str, dict]:
+    """Per lower-is-better metric, across experiments: the best setting (lowest value at the final
+    resolution) and the cheapest setting by weighted cost (``weighted_cost``: Σ_j NFE_j × pixels_j /
+    pixels of the final image) whose 95% interval (the value alone without one) overlaps the best's
+    ("within the interval of the best quality"; ties in cost: the lower value). Metrics without a
+    costed setting are left out."""
+    out = {}
+    for metric in metrics:
+        if not lower_is_better(metric):
+            continue
+        rows = [r for r in results if is_number(r["metrics"].get(metric)) and weighted_cost(r) is not None]
+        if not rows:
+            continue
+
+        def interval(r):
+            v = float(r["metrics"][metric])
+            return interval_of(r["metrics"], f"{metric}_ci") or (v, v)
+
+        def entry(r):
+            return {"experiment": r["experiment"], "steps": Steps(r["steps"]).label,
+                    "value": float(r["metrics"][metric]), "ci": interval_of(r["metrics"], f"{metric}_ci"),
+                    "cost": weighted_cost(r), "sampler": r.get("sampler")}
+
+        best = min(rows, key=lambda r: (float(r["metrics"][metric]), weighted_cost(r)))
+        within = [r for r in rows if _overlaps(interval(r), interval(best))]
+        cheap = min(within, key=lambda r: (weighted_cost(r), float(r["metrics"][metric])))
+        out[metric] = {"best": entry(best), "cheapest": entry(cheap),
+                       "cost_ratio": weighted_cost(cheap) / weighted_cost(best) if weighted_cost(best) else None}
+    return out
+
+
+def cheapest_markdown(cheapest: dict[str, dict]) -> list[str]:
+    if not cheapest:
+        return []
+    lines = ["Cheapest setting within the interval of the best quality, per metric across experiments: the "
+             "setting of least sampling cost (network evaluations per sample weighted by the pixels they run "
+             "on, Σ_j NFE_j × pixels_j / pixels of the final image) whose 95% interval overlaps that of the "
+             "best value.",
+             "",
+             "| metric | best (experiment, steps) | best value | best cost | cheapest within its interval "
+             "| its value | its cost | cost / best's |",
+             "|---|---|---|---|---|---|---|---|"]
+    for metric, c in cheapest.items():
+        b, ch = c["best"], c["cheapest"]
+        lines.append(f"| {metric} | {b['experiment']}, {b['steps']} | {fmt_pm(b['value'], b['ci'])} | {_g(b['cost'])} "
+                     f"| {ch['experiment']}, {ch['steps']} | {fmt_pm(ch['value'], ch['ci'])} | {_g(ch['cost'])} "
+                     f"| {_fmt(c['cost_ratio'])} |")
+    return lines
 
 
 def _dataset(name: str, results: list[dict], experiments: dict | None) -> str | None:
@@ -206,7 +266,8 @@ def comparison_markdown(comps: list[dict], metrics: list[str]) -> list[str]:
 
 
 def table_markdown(best: dict, results: list[dict], experiments: dict | None = None,
-                   comps: list[dict] | None = None, metrics: list[str] | None = None) -> str:
+                   comps: list[dict] | None = None, metrics: list[str] | None = None,
+                   cheapest: dict | None = None) -> str:
     """The best settings (value ± half-width, floor ± half-width, excess interval, reaches-floor by the
     rule, the samples' pixel std beside the data's), the differences between experiments and, from the
     report spec's ``experiments``, each model's receptive field."""
@@ -222,6 +283,9 @@ def table_markdown(best: dict, results: list[dict], experiments: dict | None = N
                          f"| {_yes_no(b.get('reaches_floor'))} "
                          f"| {_fmt(b.get('std'))} | {_fmt(b.get('std_data'))} "
                          f"| {_fmt(b['nfe_per_sample'])} | {_fmt(b['samples_per_s'])} |")
+    cheap_lines = cheapest_markdown(cheapest or {})
+    if cheap_lines:
+        lines += [""] + cheap_lines
     notes = _interval_note(results)
     if notes:
         lines += [""] + notes
@@ -271,9 +335,17 @@ def table_html(markdown: str) -> str:
 def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict[str, Path],
            outputs: dict[str, Path]) -> dict:
     results = load_metrics(metrics)
+    for r in results:  # the sampler of each curve (experiment, sampler), from the spec where the file lacks it
+        sampler = (spec.get("experiments", {}).get(r["experiment"]) or {}).get("sampler")
+        if sampler and not r.get("sampler"):
+            r["sampler"] = sampler
     shown = spec["report"]["metrics"]
     log.info("report: %d metric files, %d sample stores", len(results), len(samples))
     quality_plot(results, shown, outputs["quality"], outputs.get("quality_svg"))
+    if "cost" in outputs:
+        cost_plot(results, shown, outputs["cost"], outputs.get("cost_svg"), x="cost")
+    if "time" in outputs:
+        cost_plot(results, shown, outputs["time"], outputs.get("time_svg"), x="seconds")
     if "scales" in outputs:
         per_scale_plot(results, shown, outputs["scales"], outputs.get("scales_svg"))
     spectra_plot(results, outputs["spectra"], outputs.get("spectra_svg"))
@@ -303,7 +375,8 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
              for name in spec["experiments"]}
     best = best_table(results, shown)
     comps = comparisons(results, shown, spec.get("experiments"))
-    markdown = table_markdown(best, results, spec.get("experiments"), comps, shown)
+    cheapest = cheapest_within_best(results, shown)
+    markdown = table_markdown(best, results, spec.get("experiments"), comps, shown, cheapest)
     if "table_md" in outputs:
         outputs["table_md"].write_text(markdown)
     if "table_html" in outputs:
@@ -312,7 +385,7 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
     summary = {"metric": ranked, "table": table,
                "best": {n: ([b[ranked]["steps"], b[ranked]["value"]] if ranked in b else None)
                         for n, b in best.items()},
-               "best_per_metric": best, "comparisons": comps,
+               "best_per_metric": best, "comparisons": comps, "cheapest_within_best": cheapest,
                "rules": {"plus_minus": PM_RULE, "reaches_floor": FLOOR_RULE}}
     outputs["summary"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

@@ -17,9 +17,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullFormatter  # noqa: E402
 
-from wsgm.metric_info import (experiment_names, interval_of, is_number, kid_like,  # noqa: E402
-                              experiment_label,
-                              lower_is_better, metric_title, scale_metrics, steps_x)
+from wsgm.metric_info import (curve_key, curve_keys, curve_label, experiment_label, experiment_names,  # noqa: E402
+                              interval_of, is_number, kid_like, lower_is_better, metric_title,
+                              scale_metrics, seconds_per_sample, steps_x, weighted_cost)
 from wsgm.steps import Steps  # noqa: E402
 
 log = logging.getLogger("wsgm.report")
@@ -93,23 +93,25 @@ def _symlog_ticks(v: np.ndarray, lin: float) -> list[float]:
 
 
 def _metric_panel(ax, results: list[dict], metric: str, k: int = 0, colors: dict | None = None,
-                  floor_key: str | None = None) -> dict:
-    """metric against steps per scale, one line (and 95% band) per experiment, the data floor dashed.
+                  floor_key: str | None = None, x=steps_x, xlabel: str = "steps per scale") -> dict:
+    """metric against ``x(result)`` (steps per scale by default; settings where it is None are left
+    out), one line (and 95% band) per (experiment, sampler), the data floor dashed.
     Returns what was drawn: {"lines", "bands", "floor"} (all False: nothing to draw)."""
     colors = colors or experiment_colors(results)
     floor_key = floor_key or f"{metric}_data_floor"
     drawn = {"lines": False, "bands": False, "floor": False}
     values: list[float] = []
-    floors: dict[str, list[tuple[float, float, tuple | None]]] = {}
-    for name in experiment_names(results):
-        rows = [r for r in results if r["experiment"] == name and is_number(scale_metrics(r, k).get(metric))]
+    floors: dict[tuple, list[tuple[float, float, tuple | None]]] = {}
+    for key in curve_keys(results):
+        rows = sorted((r for r in results if curve_key(r) == key and is_number(scale_metrics(r, k).get(metric))
+                       and is_number(x(r))), key=x)
         if not rows:
             continue
-        xs = [steps_x(r) for r in rows]
+        xs = [x(r) for r in rows]
         ms = [scale_metrics(r, k) for r in rows]
         ys = [float(m[metric]) for m in ms]
-        c = colors[name]
-        ax.plot(xs, ys, "o-", color=c, ms=4, lw=1.6, zorder=3, label=experiment_label(name, rows[0]["J"]))
+        c = colors[key[0]]
+        ax.plot(xs, ys, "o-", color=c, ms=4, lw=1.6, zorder=3, label=curve_label(key, rows[0]["J"]))
         cis = [interval_of(m, f"{metric}_ci") for m in ms]
         if any(cis):
             lo = [ci[0] if ci else y for ci, y in zip(cis, ys)]
@@ -118,10 +120,10 @@ def _metric_panel(ax, results: list[dict], metric: str, k: int = 0, colors: dict
             values += lo + hi
             drawn["bands"] = True
         values += ys
-        fl = [(x, float(m[floor_key]), interval_of(m, f"{floor_key}_ci")) for x, m in zip(xs, ms)
+        fl = [(xv, float(m[floor_key]), interval_of(m, f"{floor_key}_ci")) for xv, m in zip(xs, ms)
               if is_number(m.get(floor_key))]
         if fl:
-            floors[name] = fl
+            floors[key] = fl
         drawn["lines"] = True
     shared = {(v, ci) for fl in floors.values() for _, v, ci in fl}
     if len(shared) == 1:  # one held-out set for every experiment: one grey line across the panel
@@ -132,17 +134,17 @@ def _metric_panel(ax, results: list[dict], metric: str, k: int = 0, colors: dict
             values += list(ci)
         values.append(v)
     else:  # floors differ (datasets, sample counts): dashed in each experiment's colour
-        for name, fl in floors.items():
-            xs, vs = [x for x, _, _ in fl], [v for _, v, _ in fl]
-            ax.plot(xs, vs, "--", color=colors[name], lw=1.3, zorder=1)
+        for key, fl in floors.items():
+            xs, vs = [xv for xv, _, _ in fl], [v for _, v, _ in fl]
+            ax.plot(xs, vs, "--", color=colors[key[0]], lw=1.3, zorder=1)
             if any(ci for _, _, ci in fl):
                 lo = [ci[0] if ci else v for _, v, ci in fl]
                 hi = [ci[1] if ci else v for _, v, ci in fl]
-                ax.fill_between(xs, lo, hi, color=colors[name], alpha=0.1, lw=0, hatch="//", zorder=0)
+                ax.fill_between(xs, lo, hi, color=colors[key[0]], alpha=0.1, lw=0, hatch="//", zorder=0)
                 values += lo + hi
             values += vs
     drawn["floor"] = bool(floors)
-    ax.set(xscale="log", xlabel="steps per scale", ylabel=metric)
+    ax.set(xscale="log", xlabel=xlabel, ylabel=metric)
     if drawn["lines"]:
         _set_yscale(ax, metric, values)
     ax.grid(True, which="major", alpha=0.3)
@@ -152,7 +154,8 @@ def _metric_panel(ax, results: list[dict], metric: str, k: int = 0, colors: dict
 def _legend(fig, results: list[dict], colors: dict, bands: bool, floor: bool,
             floor_label: str = "data floor: the metric for as many real images as samples (dashed)") -> None:
     J = {r["experiment"]: r["J"] for r in results}
-    handles = [Line2D([], [], color=colors[n], marker="o", ms=4, label=experiment_label(n, J[n])) for n in experiment_names(results)]
+    handles = [Line2D([], [], color=colors[key[0]], marker="o", ms=4, label=curve_label(key, J[key[0]]))
+               for key in curve_keys(results)]
     if floor:
         handles.append(Line2D([], [], color="0.3", ls="--", label=floor_label))
     if bands:
@@ -167,16 +170,17 @@ def _panels(results: list[dict], metrics: list[str], k: int | None = None) -> li
     return list(metrics) + (["std"] if has_std and "std" not in metrics else [])
 
 
-def _draw(ax, results, metric, k, colors) -> dict:
+def _draw(ax, results, metric, k, colors, x=steps_x, xlabel: str = "steps per scale") -> dict:
     if metric == "std":
-        drawn = _metric_panel(ax, results, "std", k, colors, floor_key="std_data")
+        drawn = _metric_panel(ax, results, "std", k, colors, floor_key="std_data", x=x, xlabel=xlabel)
         ax.set_title("pixel std of the samples (solid)\nvs the real data's (dashed): closer is better", fontsize=10)
         drawn["floor"] = False  # its dashed line is the data std, explained in the title
     else:
-        drawn = _metric_panel(ax, results, metric, k, colors)
+        drawn = _metric_panel(ax, results, metric, k, colors, x=x, xlabel=xlabel)
         ax.set_title(metric_title(metric, results), fontsize=10)
     if not drawn["lines"]:
-        ax.text(0.5, 0.5, f"{metric}: not computed", ha="center", transform=ax.transAxes)
+        missing = "not computed" if x is steps_x else f"not computed, or no {xlabel} recorded"
+        ax.text(0.5, 0.5, f"{metric}: {missing}", ha="center", transform=ax.transAxes, wrap=True)
     return drawn
 
 
@@ -190,6 +194,35 @@ def quality_plot(results: list[dict], metrics: list[str], out: Path, svg: Path |
         d = _draw(ax, results, metric, 0, colors)
         bands, floor = bands or d["bands"], floor or d["floor"]
     fig.suptitle("Sample quality against sampling steps (final resolution)")
+    _legend(fig, results, colors, bands, floor)
+    _save(fig, out, svg)
+
+
+# x axes of ``cost_plot``: (accessor, axis label, title phrase)
+COST_AXES = {
+    "cost": (weighted_cost, "sampling cost per sample (NFE × pixels / final-image pixels)",
+             "against sampling cost (network evaluations weighted by the pixels they run on)"),
+    "seconds": (seconds_per_sample, "measured seconds per sample",
+                "against measured sampling time per sample"),
+}
+
+
+def cost_plot(results: list[dict], metrics: list[str], out: Path, svg: Path | None = None,
+              x: str = "cost") -> None:
+    """``quality_plot``'s panels against sampling cost: ``x = "cost"``, network evaluations per sample
+    weighted by pixels (Σ_j NFE_j × pixels_j / pixels of the final image, ``weighted_cost``), or
+    ``"seconds"``, the measured wall time per sample (``seconds_per_sample``)."""
+    if x not in COST_AXES:
+        raise ValueError(f"cost axis must be one of {tuple(COST_AXES)}, not {x!r}")
+    accessor, xlabel, what = COST_AXES[x]
+    colors = experiment_colors(results)
+    panels = _panels(results, metrics)
+    fig, axes = _grid(len(panels))
+    bands = floor = False
+    for ax, metric in zip(axes, panels):
+        d = _draw(ax, results, metric, 0, colors, x=accessor, xlabel=xlabel)
+        bands, floor = bands or d["bands"], floor or d["floor"]
+    fig.suptitle(f"Sample quality {what} (final resolution)")
     _legend(fig, results, colors, bands, floor)
     _save(fig, out, svg)
 

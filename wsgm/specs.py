@@ -361,6 +361,10 @@ REPORT_FILES = {
     "steps_grid": f"{REPORT_DIR}/samples_per_steps.png",
     "table_md": f"{REPORT_DIR}/best.md",
     "table_html": f"{REPORT_DIR}/best.html",
+    "cost": f"{REPORT_DIR}/quality_vs_cost.png",
+    "cost_svg": f"{REPORT_DIR}/quality_vs_cost.svg",
+    "time": f"{REPORT_DIR}/quality_vs_time.png",
+    "time_svg": f"{REPORT_DIR}/quality_vs_time.svg",
 }
 
 
