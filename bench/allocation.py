@@ -60,7 +60,7 @@ def main() -> None:
                              "equal": r["equal"]})
             eq = allocation.equal_budget_to_target(problem, args.target)
             hi = eq if eq is not None else problem.cost([4096] * (J + 1))
-            low = max(problem.cost([1] * (J + 1)), hi / 4)  # the optimum saves less than 75 % here
+            low = max(problem.cost([1] * (J + 1)), hi / 2)  # the optimum saves less than half here
             opt = allocation.optimal_budget_to_target(problem, args.target, low, hi, rtol=0.03)
             at = allocation.best_allocation(opt, problem) if opt is not None else None
             reach.append({"size": size, "J": J, "sampler": sampler, "grid": grid, "target": args.target,

@@ -189,7 +189,8 @@ def _moves(problem: Problem, steps: list[int], budget: float) -> Iterator[list[i
 
 
 def _descend(problem: Problem, steps: list[int], budget: float) -> list[int]:
-    """Steepest descent over ``_moves`` until no neighbour is better (error, then cost)."""
+    """Steepest descent over ``_moves`` until no neighbour is better (error, then cost); each best
+    move is repeated while it keeps improving (a line search: fewer rounds of neighbours)."""
     here = (problem.error(steps), problem.cost(steps))
     while True:
         best, best_key = None, here
@@ -199,7 +200,15 @@ def _descend(problem: Problem, steps: list[int], budget: float) -> list[int]:
                 best, best_key = trial, key
         if best is None:
             return steps
-        steps, here = best, best_key
+        while True:  # the same change again, where feasible and better
+            step = [2 * b - s for b, s in zip(best, steps)]
+            steps, here = best, best_key
+            if min(step) < 1 or problem.cost(step) > budget:
+                break
+            key = (problem.error(step), problem.cost(step))
+            if not _better(key, here):
+                break
+            best, best_key = step, key
 
 
 def best_allocation(budget: float, problem: Problem) -> dict:
