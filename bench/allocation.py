@@ -42,23 +42,42 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--equal-steps", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--target", type=float, default=0.1)
+    ap.add_argument("--samplers", nargs="+", default=[c[0] for c in CASES], choices=[c[0] for c in CASES])
+    ap.add_argument("--equal-steps-at", nargs="+", default=[], metavar="L:SAMPLER:N,N",
+                    help="other equal-steps budgets for one case, e.g. 64:em:8,16 (the search is slower there)")
+    ap.add_argument("--no-reach", nargs="+", default=[], metavar="L:SAMPLER",
+                    help="cases without the budget-to-target search (its bisection runs ~8 searches)")
     ap.add_argument("--out", type=Path, default=Path("results/bench/allocation.json"))
     args = ap.parse_args()
     sde = sde_lib.build(VP)
     rows, reach = [], []
     for size in args.sizes:
         J = int(math.log2(size // 4))
-        for sampler, grid in CASES:
+        for sampler, grid in [c for c in CASES if c[0] in args.samplers]:
             t0 = time.perf_counter()
+            counts = args.equal_steps
+            for spec in args.equal_steps_at:
+                at_size, at_sampler, ns = spec.split(":")
+                if (int(at_size), at_sampler) == (size, sampler):
+                    counts = [int(n) for n in ns.split(",")]
             problem = allocation.Problem.field(size, J, sde, sampler=sampler, grid=grid)
             full = problem.nfe_per_step * size * size  # budget of one evaluation on the L×L image
-            for n in args.equal_steps:
+            for n in counts:
                 budget = problem.cost([n] * (J + 1))
                 r = allocation.best_allocation(budget, problem)
                 rows.append({"size": size, "J": J, "sampler": sampler, "grid": grid, "budget": budget,
                              "budget_nfe_full": budget / full, **{k: r[k] for k in ("steps", "error", "cost", "gain")},
                              "equal": r["equal"]})
             eq = allocation.equal_budget_to_target(problem, args.target)
+            if f"{size}:{sampler}" in args.no_reach:
+                reach.append({"size": size, "J": J, "sampler": sampler, "grid": grid, "target": args.target,
+                              "equal_budget": eq, "optimal_budget": None,
+                              "equal_budget_nfe_full": None if eq is None else eq / full,
+                              "optimal_budget_nfe_full": None,
+                              "equal_steps": None if eq is None else problem.equal_steps(eq),
+                              "optimal_steps": None, "saving": None, "optimal_searched": False,
+                              "seconds": time.perf_counter() - t0, "evaluations": problem.evaluations})
+                continue
             hi = eq if eq is not None else problem.cost([4096] * (J + 1))
             low = max(problem.cost([1] * (J + 1)), hi / 2)  # the optimum saves less than half here
             opt = allocation.optimal_budget_to_target(problem, args.target, low, hi, rtol=0.03)
