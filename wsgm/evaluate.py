@@ -88,6 +88,7 @@ def score(x: np.ndarray, level: dict, spec: dict, device, k: int = 0,
     metrics: dict[str, float] = {}
     spectra: dict[str, list[float]] = {}
     draws: dict[str, np.ndarray] = {}
+    counts = intervals.counts(idx, len(x)) if idx is not None else None  # each resample as image counts
     for name in spec["metrics"]:
         if name in PHYSICS:
             m, s = PHYSICS[name](x, level)
@@ -97,7 +98,7 @@ def score(x: np.ndarray, level: dict, spec: dict, device, k: int = 0,
             if idx is not None and scalars:
                 fn = PHYSICS[name]
                 if name in DRAWS:  # the same numbers, from per-image statistics and resample counts
-                    got = DRAWS[name](x, level, intervals.counts(idx, len(x)))
+                    got = DRAWS[name](x, level, counts)
                     draws |= {m: got[m] for m in scalars if m in got}
                 else:
                     draws |= intervals.metric_draws(lambda xb: fn(xb, level)[0], x, idx, scalars)

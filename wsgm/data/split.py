@@ -49,7 +49,3 @@ def rows(group, part: str, path=None) -> slice:
     start, stop = parts[part]
     return slice(int(start), int(stop))
 
-
-def size(group, part: str) -> int:
-    s = rows(group, part)
-    return s.stop - s.start
