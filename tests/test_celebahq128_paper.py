@@ -30,12 +30,18 @@ TWINS = {"sgm_uniform": "sgm_quadratic", "wsgm1_uniform": "wsgm1_quadratic", "ws
 
 
 def dry_run_jobs(out: str) -> list[dict]:
-    """Every job of a dry run: rule, input, wildcards and resources as printed by Snakemake."""
+    """Every job of a dry run: rule, input, wildcards and resources as printed by Snakemake, and
+    the group job it belongs to, "ID#k" for the k-th group job printed (members of a group are
+    printed indented under `Group job ID`; the jobs merged from more components share the ID)."""
     jobs: list[dict] = []
+    group, n_groups = None, 0
     for line in out.splitlines():
-        if m := re.match(r"^(?:local)?rule (\w+):", line):
-            jobs.append({"rule": m.group(1), "input": [], "wildcards": {}, "resources": {}})
-        elif jobs and (m := re.match(r"^    (input|wildcards|resources): (.*)", line)):
+        if m := re.match(r"^\[[^\]]*\] Group job (\S+) ", line):
+            group, n_groups = f"{m.group(1)}#{n_groups}", n_groups + 1  # one id can name several jobs
+        elif m := re.match(r"^(    )?(?:local)?rule (\w+):", line):
+            group = group if m.group(1) else None
+            jobs.append({"rule": m.group(2), "input": [], "wildcards": {}, "resources": {}, "group": group})
+        elif jobs and (m := re.match(r"^(?:    )?    (input|wildcards|resources): (.*)", line)):
             field, value = m.groups()
             if field == "input":
                 jobs[-1]["input"] = value.split(", ")
@@ -73,6 +79,22 @@ def test_each_model_is_trained_once_and_each_experiment_sampled_at_every_step_co
             owner = TWINS.get(exp, exp)
             models = sorted(p for p in job["input"] if p.endswith(".pt"))
             assert models == [f"results/models/{owner}/scale{j}.pt" for j in range(OWNERS[owner] + 1)], job
+
+
+def test_scoring_jobs_are_grouped_per_experiment(plan):
+    """profiles/slurm groups the 60 evaluations into group jobs of at most 5 evaluations of one
+    experiment (12 jobs), and the 3 references into one; everything else is one job per rule."""
+    groups: dict[str, list[dict]] = {}
+    for job in plan:
+        if job["group"] is not None:
+            groups.setdefault(job["group"], []).append(job)
+    assert {j["rule"] for j in plan if j["group"] is not None} == {"evaluate", "reference"}
+    assert all(j["group"] is not None for j in plan if j["rule"] in ("evaluate", "reference"))
+    score = {g: m for g, m in groups.items() if g.startswith("score_")}
+    assert sorted(len(m) for m in score.values()) == [5] * 12
+    for gid, members in score.items():
+        assert {f"score_{j['wildcards']['experiment']}" for j in members} == {gid.split("#")[0]}
+    assert [len(m) for g, m in groups.items() if g.startswith("references#")] == [3]
 
 
 def test_gpu_jobs_ask_for_realistic_resources(plan):

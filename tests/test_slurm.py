@@ -134,16 +134,36 @@ def slurm_run(runs):
 
 
 def remote_jobs(out: str) -> dict[str, int]:
-    """Rule name -> number of jobs Snakemake ran through the executor (local rules print
-    `localrule X:`)."""
+    """Rule name -> number of ungrouped jobs Snakemake ran through the executor (local rules print
+    `localrule X:`; members of a group job are indented under its `Group job` line)."""
     counts: dict[str, int] = {}
     for rule in re.findall(r"^rule (\w+):", out, flags=re.M):
         counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 
+GROUP_JOB = re.compile(r"^\[[^\]]*\] Group job (\S+) \(jobs in lexicogr\. order\):\n((?:\n|    .*\n)+)", re.M)
+
+
+def group_jobs(out: str) -> dict[str, list[str]]:
+    """Group id -> sorted rule names of its members, for every group job the run submitted."""
+    return {gid: sorted(re.findall(r"^    (?:local)?rule (\w+):", body, flags=re.M))
+            for gid, body in GROUP_JOB.findall(out)}
+
+
 STAGE_OUTPUTS = ("data", "decomposed", "reference", "models", "samples", "metrics", "report")
 GPU_RULES, CPU_RULES = {"train_scale", "sample", "reference", "evaluate"}, {"make_dataset", "decompose", "report"}
+# profiles/slurm groups the scoring jobs: every evaluation of one experiment is one job, the
+# real-data references another (group_slot runs the members of a group one at a time)
+GROUPS = {"references": ["reference", "reference"], "score_sgm": ["evaluate", "evaluate"],
+          "score_wsgm": ["evaluate", "evaluate"]}
+
+
+def _minutes(limit: str) -> int:
+    """SLURM TimeLimit ([D-]HH:MM:SS) in minutes."""
+    days, _, hms = limit.rpartition("-")
+    h, m, s = (int(v) for v in hms.split(":"))
+    return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
 
 
 @pytest.mark.workflow
@@ -156,24 +176,30 @@ def test_every_job_went_through_sbatch_and_training_asked_for_a_gpu(slurm_run):
     # run submitted made some
     assert None not in recs.values(), [p for p, j in recs.items() if j is None]
     assert set(recs.values()) == set(submitted), (sorted(recs.values()), sorted(submitted))
-    # one sbatch per Snakemake job: the tiny config has 1 dataset, 2 decompositions (J=0, 2),
-    # 2 real-data references, 4 models, 4 samplings, 4 evaluations and the report
+    # the tiny config has 1 dataset, 2 decompositions (J=0, 2), 2 real-data references, 4 models,
+    # 4 samplings, 4 evaluations and the report: one sbatch per ungrouped job, one per group job
     jobs = remote_jobs(out)
-    assert {r: jobs[r] for r in GPU_RULES | CPU_RULES} == {
-        "make_dataset": 1, "decompose": 2, "reference": 2, "train_scale": 4, "sample": 4,
-        "evaluate": 4, "report": 1}
-    assert len(submitted) == sum(jobs.values())
-    by_rule: dict[str, list[str]] = {}
+    assert jobs == {"make_dataset": 1, "decompose": 2, "train_scale": 4, "sample": 4, "report": 1}, jobs
+    assert group_jobs(out) == GROUPS
+    assert len(submitted) == sum(jobs.values()) + len(GROUPS) == 15  # 18 without groups
+    made_by: dict[str, set[str]] = {}  # SLURM job -> the stages whose outputs it made
+    for path, jid in recs.items():
+        made_by.setdefault(jid, set()).add(path.split("/")[1])
+    stage_rule = {"data": "make_dataset", "decomposed": "decompose", "reference": "reference",
+                  "models": "train_scale", "samples": "sample", "metrics": "evaluate", "report": "report"}
     for jid in submitted:
-        by_rule.setdefault(rule_of(jid), []).append(jid)
-    assert {r: len(j) for r, j in by_rule.items()} == jobs
-    for rule, ids in by_rule.items():
-        for jid in ids:
-            info = scontrol_job(jid)
-            assert "JobState=COMPLETED" in info, info
-            gpu = re.search(r"TresPerJob=\S*gpu:1", info) is not None
-            if rule in GPU_RULES | CPU_RULES:
-                assert gpu == (rule in GPU_RULES), (rule, info)
+        info = scontrol_job(jid)
+        assert "JobState=COMPLETED" in info, info
+        (stage,) = made_by[jid]  # no job mixes stages: groups hold one rule each
+        rule = stage_rule[stage]
+        gpus = re.search(r"TresPerJob=\S*gpu:(\d+)", info)
+        assert (gpus is not None) == (rule in GPU_RULES), (rule, info)
+        if rule in ("reference", "evaluate"):  # a group asks for its largest member, not the sum:
+            assert gpus.group(1) == "1", info  # one GPU, the memory of one member, the runtimes summed
+            assert "MinMemoryNode=4000M" in info, info
+            per_member = 60 if rule == "reference" else 30  # profiles/default runtimes
+            limit = _minutes(re.search(r"TimeLimit=(\S+)", info).group(1))
+            assert limit == 2 * per_member, (limit, info)
 
 
 @pytest.mark.workflow

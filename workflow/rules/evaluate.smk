@@ -10,6 +10,8 @@ rule reference:
     params:
         spec=spec_param("reference", dataset_name="dataset", wavelet="wavelet", J="J"),
     threads: 1
+    resources:
+        group_slot=1,  # grouped under the SLURM profile: one member of a group job at a time
     conda:
         ENV
     log:
@@ -33,6 +35,8 @@ rule evaluate:
     params:
         spec=spec_param("evaluate", exp_name="experiment", steps="steps"),
     threads: 1
+    resources:
+        group_slot=1,  # grouped under the SLURM profile: one member of a group job at a time
     conda:
         ENV
     log:

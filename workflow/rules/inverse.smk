@@ -40,6 +40,8 @@ rule inverse_evaluate:
     params:
         spec=spec_param("inverse_evaluate", exp_name="experiment", task="task", steps="steps"),
     threads: 1
+    resources:
+        group_slot=1,  # grouped under the SLURM profile: one member of a group job at a time
     conda:
         ENV
     log:
