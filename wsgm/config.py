@@ -523,6 +523,61 @@ def _share_models(experiments: Any) -> None:
                 exp[k] = copy.deepcopy(target[k])
 
 
+def _steps_with_budget(experiments: Any) -> dict[str, Any]:
+    """{experiment: the steps it wrote} for experiments that write both train.steps and a budget
+    (before defaults are filled: only what the user wrote counts)."""
+    out = {}
+    for name, exp in (experiments or {}).items() if isinstance(experiments, dict) else ():
+        tcfg = exp.get("train") if isinstance(exp, dict) else None
+        if isinstance(tcfg, dict) and tcfg.get("budget") is not None and "steps" in tcfg:
+            out[name] = tcfg["steps"]
+    return out
+
+
+def _resolve_budgets(cfg: dict, written: dict[str, Any]) -> None:
+    """Per experiment: a per-model steps list has J+1 entries; a budget derives each model's steps
+    (wsgm.budget) into train.steps (written steps are an error, unless they are exactly the derived
+    ones: a config checked twice); snapshot fractions give distinct steps below each model's steps."""
+    from wsgm import budget
+
+    fractions = cfg["learning_curve"]["fractions"]
+    for name, exp in cfg["experiments"].items():
+        key, tcfg, J = f"experiments.{name}.train", exp["train"], exp["J"]
+        if tcfg["budget"] is not None:
+            models = budget.plan(exp, cfg["datasets"][exp["dataset"]])
+            derived = [m["steps"] for m in models]
+            if name in written and written[name] != derived:
+                raise ConfigError(
+                    f"config error at '{key}.steps': experiment {name!r} gives both train.steps ({written[name]}) "
+                    f"and train.budget ({tcfg['budget']}); with a budget each model's steps are derived from it "
+                    f"(here {derived}, models 0..J). Fix: remove train.steps (or remove train.budget to set the "
+                    "steps yourself)")
+            for m in models:
+                if m["steps"] < 1:
+                    unit = m["unit"]
+                    need = m["cost_per_step"] / m["share"]
+                    raise ConfigError(
+                        f"config error at '{key}.budget': the budget {tcfg['budget']} buys model {m['scale']} of "
+                        f"experiment {name!r} less than one training step (its share {m['share']:.3g} of the budget, "
+                        f"{m['cost_per_step']:.4g} {unit} per step at batch_size {tcfg['batch_size']}). Fix: raise "
+                        f"train.budget.{unit} to at least {need:.3g} (better 1000x that)")
+            tcfg["steps"] = derived
+        steps = tcfg["steps"]
+        if isinstance(steps, list) and len(steps) != J + 1:
+            raise ConfigError(
+                f"config error at '{key}.steps': the per-model list {steps} has {len(steps)} entries but J={J} "
+                f"needs J+1 = {J + 1} (models 0..J, finest first). Fix: give one number per model, or a single "
+                "integer for all models")
+        for j in range(J + 1):
+            total = budget.steps_of(tcfg, j)
+            at = [budget.snapshot_step(total, f) for f in fractions]
+            if len(set(at)) < len(at) or max(at, default=0) >= total:
+                raise ConfigError(
+                    f"config error at 'learning_curve.fractions': model {j} of experiment {name!r} trains "
+                    f"{total} steps, so the fractions {fractions} give snapshot steps {at}, which must be "
+                    f"distinct and below {total}. Fix: use fewer or more widely spaced fractions, or more steps")
+
+
 def print_warning(message: str) -> None:
     print(f"wsgm: {message}", file=sys.stderr)
 
@@ -550,6 +605,7 @@ def _checked(config: dict) -> tuple[dict, list[str]]:
     explicit = "inverse" in config
     config = copy.deepcopy(config)
     _share_models(config.get("experiments"))
+    written = _steps_with_budget(config.get("experiments"))
     cfg = _fill_defaults(config, schema())
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(cfg))
@@ -558,6 +614,7 @@ def _checked(config: dict) -> tuple[dict, list[str]]:
     _check_integers(cfg, schema())
     found: list[str] = []
     _check_semantics(cfg, found, explicit)
+    _resolve_budgets(cfg, written)
     return cfg, found
 
 

@@ -113,8 +113,39 @@ def train(cfg: dict, exp_name: str, scale: int) -> dict:
     if not 0 <= scale <= exp["J"]:
         raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
     return {"stage": "train", "experiment": exp_name, "scale": scale, "J": exp["J"],
-            "sde": sde_lib.relevant(exp["sde"]), "net": _net(exp), "train": exp["train"],
-            "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
+            "sde": sde_lib.relevant(exp["sde"]), "net": _net(exp), "train": _train(exp, scale),
+            "seed": cfg["seed"], "device": cfg["device"], "code": _code("train"),
+            **_budget_entries(cfg, exp, scale)}
+
+
+def _train(exp: dict, scale: int) -> dict:
+    """The train section of model ``scale``: its own steps (one of a per-model list, or derived
+    from a budget), without the experiment-level budget keys (those are in ``budget``)."""
+    from wsgm import budget
+
+    tcfg = {k: v for k, v in exp["train"].items() if k not in budget.BUDGET_KEYS}
+    return {**tcfg, "steps": budget.steps_of(exp["train"], scale)}
+
+
+def _budget_entries(cfg: dict, exp: dict, scale: int) -> dict:
+    """The training spec's ``budget`` (the experiment's budget, its split, this model's share, cost
+    and FLOPs per step) when a budget is set, and ``snapshots`` (fractions, steps) when learning
+    curves are on; nothing otherwise (so a config without them keeps its specs)."""
+    from wsgm import budget
+
+    out = {}
+    if exp["train"].get("budget") is not None:
+        ds = cfg["datasets"][exp["dataset"]]
+        model = budget.plan(exp, ds)[scale]
+        out["budget"] = {"total": exp["train"]["budget"], "split": exp["train"]["budget_split"],
+                         "share": model["share"], "cost_per_step": model["cost_per_step"],
+                         "flops_per_step": budget.cost_per_step("flops", exp["net"], ds["channels"], ds["size"],
+                                                                exp["J"], scale, exp["train"]["batch_size"])}
+    fractions = cfg.get("learning_curve", {}).get("fractions") or []
+    if fractions:
+        steps = budget.steps_of(exp["train"], scale)
+        out["snapshots"] = {budget.fraction_label(f): budget.snapshot_step(steps, f) for f in sorted(fractions)}
+    return out
 
 
 def _net(exp: dict) -> dict:
@@ -149,6 +180,30 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
             "wavelet": exp["wavelet"], "sde": sde_lib.relevant(exp["sde"]), "sampling": sampling,
             "shape": [sampling["n_samples"], ds["channels"], ds["size"], ds["size"]],
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("sample")}
+
+
+def snapshot_entry(cfg: dict, exp_name: str, fraction) -> dict:
+    """What a learning-curve point adds to its sample and evaluate specs: the snapshot fraction,
+    the training steps of each model at it, and the training compute summed over the models."""
+    from wsgm import budget
+
+    owner = experiment(cfg, models_owner(cfg, exp_name))
+    f = float(fraction)
+    if budget.fraction_label(f) not in map(budget.fraction_label, cfg["learning_curve"]["fractions"]):
+        raise KeyError(f"fraction {fraction} is not in learning_curve.fractions {cfg['learning_curve']['fractions']}")
+    compute = budget.training_compute(owner, cfg["datasets"][owner["dataset"]], f)
+    return {"snapshot": {"fraction": f, "train_steps": compute["steps"], "train_flops": compute["flops"],
+                         "train_image_pixels": compute["image_pixels"]}}
+
+
+def sample_snapshot(cfg: dict, exp_name: str, steps, fraction) -> dict:
+    """The sample spec of a learning-curve point: the experiment's sampling from its models'
+    snapshot at ``fraction`` of training (same seeds as the final models': common random numbers)."""
+    return {**sample(cfg, exp_name, steps), **snapshot_entry(cfg, exp_name, fraction)}
+
+
+def evaluate_snapshot(cfg: dict, exp_name: str, steps, fraction) -> dict:
+    return {**evaluate(cfg, exp_name, steps), **snapshot_entry(cfg, exp_name, fraction)}
 
 
 def likelihood(cfg: dict, exp_name: str, n: int = 64, offset: int | None = None, estimator: str = "rademacher",
@@ -248,7 +303,8 @@ def report(cfg: dict) -> dict:
     exps = {name: {"J": e["J"], "dataset": e["dataset"], "steps": [Steps(s).label for s in e["sampling"]["steps"]],
                    "sampler": e["sampling"]["sampler"], "models": models_view(cfg, name)}
             for name, e in cfg["experiments"].items()}
-    return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report")}
+    return {"stage": "report", "experiments": exps, "report": cfg["report"], "code": _code("report"),
+            **training_view(cfg)}
 
 
 # --- paths (the single source of the results layout) ------------------------------------------
@@ -267,6 +323,57 @@ INVERSE_METRICS = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.jso
 LIKELIHOOD = f"{RESULTS}/likelihood/{{experiment}}.json"
 REPORT_DIR = f"{RESULTS}/report"
 BENCH_DIR = f"{RESULTS}/bench"
+
+
+# Learning curves (learning_curve.fractions): {frac} is a fraction label ("0.25", budget.fraction_label)
+MODEL_SNAPSHOT = f"{RESULTS}/models/{{experiment}}/scale{{j}}.at{{frac}}.pt"
+SAMPLES_SNAPSHOT = f"{RESULTS}/samples/{{experiment}}/steps{{steps}}.at{{frac}}.zarr"
+METRICS_SNAPSHOT = f"{RESULTS}/metrics/{{experiment}}/steps{{steps}}.at{{frac}}.json"
+
+
+def snapshot_model_path(exp_name: str, scale: int, fraction) -> str:
+    from wsgm import budget
+
+    return MODEL_SNAPSHOT.format(experiment=exp_name, j=scale, frac=budget.fraction_label(float(fraction)))
+
+
+def snapshot_outputs(cfg: dict) -> list[str]:
+    """The train rule's snapshot outputs ({experiment} and {j} left as wildcards); [] when off."""
+    from wsgm import budget
+
+    return [MODEL_SNAPSHOT.replace("{frac}", budget.fraction_label(f)) for f in sorted(cfg["learning_curve"]["fractions"])]
+
+
+def snapshot_model_paths(cfg: dict, exp_name: str, fraction) -> list[str]:
+    owner = models_owner(cfg, exp_name)
+    return [snapshot_model_path(owner, j, fraction) for j in range(experiment(cfg, owner)["J"] + 1)]
+
+
+def learning_curve_steps(cfg: dict, exp_name: str):
+    """The step setting at which an experiment's snapshots are sampled (learning_curve.steps, else
+    its costliest sampling setting)."""
+    e = experiment(cfg, exp_name)
+    return cfg["learning_curve"]["steps"] or max(e["sampling"]["steps"], key=lambda s: Steps(s).cost)
+
+
+def snapshot_metrics_path(exp_name: str, steps, fraction) -> str:
+    from wsgm import budget
+
+    return METRICS_SNAPSHOT.format(experiment=exp_name, steps=Steps(steps).label,
+                                   frac=budget.fraction_label(float(fraction)))
+
+
+def snapshot_samples_path(exp_name: str, steps, fraction) -> str:
+    from wsgm import budget
+
+    return SAMPLES_SNAPSHOT.format(experiment=exp_name, steps=Steps(steps).label,
+                                   frac=budget.fraction_label(float(fraction)))
+
+
+def all_snapshot_metrics(cfg: dict) -> list[str]:
+    """Every learning-curve point's metrics file (experiment × fraction); [] when off."""
+    return [snapshot_metrics_path(name, learning_curve_steps(cfg, name), f) for name in cfg["experiments"]
+            for f in sorted(cfg["learning_curve"]["fractions"])]
 
 
 def log_path(*parts: str) -> str:
@@ -366,6 +473,47 @@ REPORT_FILES = {
     "time": f"{REPORT_DIR}/quality_vs_time.png",
     "time_svg": f"{REPORT_DIR}/quality_vs_time.svg",
 }
+
+
+TRAINING_FILES = {  # with learning curves (learning_curve.fractions) only
+    "training": f"{REPORT_DIR}/quality_vs_training.png",
+    "training_svg": f"{REPORT_DIR}/quality_vs_training.svg",
+}
+
+
+def report_files(cfg: dict) -> dict[str, str]:
+    """The report's outputs: REPORT_FILES, plus quality_vs_training with learning curves."""
+    return {**REPORT_FILES, **(TRAINING_FILES if cfg["learning_curve"]["fractions"] else {})}
+
+
+def report_metrics(cfg: dict) -> list[str]:
+    """The metrics files the report reads: every (experiment, steps), plus with learning curves each
+    snapshot's and the final models' at the learning-curve step setting."""
+    out = all_metrics(cfg)
+    if cfg["learning_curve"]["fractions"]:
+        out += [metrics_path(n, learning_curve_steps(cfg, n)) for n in cfg["experiments"]]
+        out += all_snapshot_metrics(cfg)
+    return list(dict.fromkeys(out))
+
+
+def training_view(cfg: dict) -> dict:
+    """The report spec's training compute per experiment (final models, and the learning-curve step
+    setting and fractions), when some experiment has a budget or learning curves are on; else {}."""
+    from wsgm import budget
+
+    fractions = sorted(cfg["learning_curve"]["fractions"])
+    if not fractions and all(e["train"].get("budget") is None for e in cfg["experiments"].values()):
+        return {}
+    out = {}
+    for name in cfg["experiments"]:
+        owner = experiment(cfg, models_owner(cfg, name))
+        compute = budget.training_compute(owner, cfg["datasets"][owner["dataset"]])
+        out[name] = {"train_flops": compute["flops"], "train_image_pixels": compute["image_pixels"],
+                     "train_steps": compute["steps"], "budget": owner["train"].get("budget"),
+                     "budget_split": owner["train"]["budget_split"] if owner["train"].get("budget") else None}
+        if fractions:
+            out[name]["learning_curve_steps"] = Steps(learning_curve_steps(cfg, name)).label
+    return {"training": out, **({"learning_curve": {"fractions": fractions}} if fractions else {})}
 
 
 def all_metrics(cfg: dict) -> list[str]:
