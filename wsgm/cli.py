@@ -113,8 +113,16 @@ def cmd_train(args):
     if int(__import__("os").environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes outputs
         train(spec, store, out, ckpt, device)
         return
-    run_stage("train", spec, {"store": store}, {"weights": (out, False)},
-              lambda t: train(spec, store, t["weights"], ckpt, device), str(device))
+    fractions = list(spec.get("snapshots") or {})  # learning curves: EMA weights at these fractions
+    snaps = [Path(p) for p in args.snapshots] if args.snapshots else \
+        [Path(specs.snapshot_model_path(spec["experiment"], spec["scale"], f)) for f in fractions]
+    if len(snaps) != len(fractions):
+        raise UserError(f"--snapshots gives {len(snaps)} path(s), the spec has {len(fractions)} snapshot "
+                        f"fraction(s) {fractions}: give one path per fraction, in that order")
+    outputs = {"weights": (out, False), **{f"at{f}": (p, False) for f, p in zip(fractions, snaps)}}
+    run_stage("train", spec, {"store": store}, outputs,
+              lambda t: train(spec, store, t["weights"], ckpt, device, {f: t[f"at{f}"] for f in fractions}),
+              str(device))
     write_loss_curve(out)
 
 
@@ -228,6 +236,8 @@ def _score(args, spec: dict, cfg, evaluate: Callable, default_samples: str, defa
 
     def work(t):
         result = evaluate(spec, samples, data, reference, device)
+        if "snapshot" in spec:  # a learning-curve point: which training snapshot was sampled
+            result["snapshot"] = spec["snapshot"]
         t["metrics"].write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         summary = {k: v for k, v in result["metrics"].items() if not isinstance(v, list)}
         if "inverse" in result:
@@ -242,13 +252,14 @@ def cmd_report(args):
     from wsgm.report import report
 
     spec, cfg = _spec(args, specs.report)
-    metrics = [Path(p) for p in (args.metrics or specs.all_metrics(cfg))]
+    metrics = [Path(p) for p in (args.metrics or specs.report_metrics(cfg))]
     samples = {n: Path(p) for n, p in (dict(a.split("=", 1) for a in args.samples) if args.samples
                                        else specs.all_samples(cfg)).items()}
     data = {n: Path(p) for n, p in (dict(a.split("=", 1) for a in args.data) if args.data else
                                     {n: specs.data_path(e["dataset"]) for n, e in cfg["experiments"].items()}).items()}
     outdir = Path(args.outdir) if args.outdir else None
-    outputs = {k: ((outdir / Path(v).name) if outdir else Path(v), False) for k, v in specs.REPORT_FILES.items()}
+    files = {**specs.REPORT_FILES, **(specs.TRAINING_FILES if "learning_curve" in spec else {})}
+    outputs = {k: ((outdir / Path(v).name) if outdir else Path(v), False) for k, v in files.items()}
     inputs = {**{f"metrics:{p}": p for p in metrics}, **{f"samples:{n}": p for n, p in samples.items()},
               **{f"data:{p}": p for p in set(data.values())}}
     run_stage("report", spec, inputs, outputs,
@@ -331,6 +342,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--store")
     s.add_argument("--out")
     s.add_argument("--checkpoint", help="resumable checkpoint (outside the declared outputs)")
+    s.add_argument("--snapshots", nargs="*", help="learning curves: weights files of the spec's snapshot "
+                                                  "fractions, in order (default: results/models/EXP/scaleJ.atF.pt)")
     s = stage("sample", cmd_sample, "coarse-to-fine cascade sampling for one step count")
     s.add_argument("--experiment")
     s.add_argument("--steps", type=Steps, help="steps at every scale (8), or per scale 0..J (8-8-32)")

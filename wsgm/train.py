@@ -213,8 +213,11 @@ def _mean_over_ranks(loss: torch.Tensor, world: int) -> torch.Tensor:
     return loss / world
 
 
-def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.device) -> dict:
-    """Train model ``spec['scale']`` and write its EMA weights to ``out``; returns a summary."""
+def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.device,
+          snapshots: dict[str, Path] | None = None) -> dict:
+    """Train model ``spec['scale']`` and write its EMA weights to ``out``; returns a summary.
+    ``snapshots`` ({fraction label: path}, the fractions of ``spec['snapshots']``) also get the
+    EMA weights at each snapshot's step (:class:`Snapshots`)."""
     tcfg, J, j = spec["train"], spec["J"], spec["scale"]
     kind = spec["net"].get("parameterization", "eps")
     rank, world = _dist()
@@ -238,16 +241,17 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
                                                     *([rank] if rank else [])))
     amp = bool(tcfg.get("amp", True)) and device.type == "cuda"
     ckpt = Checkpoint(checkpoint, spec)
+    snaps = Snapshots(ckpt, snapshots or {})
     losses: list[float] = []
     start = 0
-    state = ckpt.load(device)
+    state = snaps.usable(ckpt.load(device))
     if state is not None:
         try:
             losses, start = restore(state, model, ema, opt, gen, device)
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             ckpt.set_aside(f"it does not fit this run's model or optimizer: {reason}")
-            return train(spec, store, out, checkpoint, device)  # afresh: model, RNGs and data order
+            return train(spec, store, out, checkpoint, device, snapshots)  # afresh: model, RNGs, data order
         log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
     net = model
     if world > 1:
@@ -271,6 +275,8 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             losses.append(_mean_over_ranks(loss, world).item())
             done = step + 1
             progress.step(done, losses)
+            if rank == 0:
+                snaps.stash(done, ema)
             if rank == 0 and (flag.signum is not None or done % tcfg["checkpoint_every"] == 0):
                 ckpt.save(done, model, ema, opt, gen, losses, device)
             if flag.signum is not None:
@@ -281,11 +287,66 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
         weights = {"ema": ema.state_dict(), "net": kwargs, "spec": spec, "losses": losses}
         with atomic_path(out) as tmp:
             torch.save(weights, tmp)
+        snaps.write(weights)
         ckpt.remove()
     head, tail = losses[: max(1, len(losses) // 10)], losses[-max(1, len(losses) // 10):]
     return {"loss_start": sum(head) / len(head), "loss_end": sum(tail) / len(tail),
             "parameters": sum(p.numel() for p in model.parameters()), "steps": len(losses),
-            "resumed_from": start, "world_size": world, "amp": amp, "parameterization": kind, **checks}
+            "resumed_from": start, "world_size": world, "amp": amp, "parameterization": kind, **checks,
+            **({"snapshots": snaps.steps} if snaps.steps else {})}
+
+
+class Snapshots:
+    """EMA weights at fractions of training (learning curves): at step ``spec['snapshots'][f]`` the
+    EMA is stashed beside the checkpoint (``<checkpoint>.at<f>``, atomically, with the spec hash),
+    and at the end each stash becomes a weights file like the final one (plus ``snapshot``:
+    fraction and step). A resumed run finds its stashes, so it writes the same snapshots; a
+    checkpoint past a snapshot step whose stash is missing or foreign is not resumed from."""
+
+    def __init__(self, ckpt: Checkpoint, outputs: dict[str, Path]) -> None:
+        self.ckpt, self.outputs = ckpt, {str(f): Path(p) for f, p in outputs.items()}
+        self.steps = {f: int(s) for f, s in (ckpt.spec.get("snapshots") or {}).items() if f in self.outputs}
+
+    def stash_path(self, fraction: str) -> Path:
+        return self.ckpt.path.with_name(f"{self.ckpt.path.name}.at{fraction}")
+
+    def _stashed(self, fraction: str) -> dict | None:
+        try:
+            state = torch.load(self.stash_path(fraction), map_location="cpu", weights_only=True)
+        except (FileNotFoundError, *READ_ERRORS):
+            return None
+        ok = isinstance(state, dict) and state.get("spec_hash") == self.ckpt.key
+        return state if ok and state.get("step") == self.steps[fraction] else None
+
+    def usable(self, state: dict | None) -> dict | None:
+        """The checkpoint's state, or None when it is past a snapshot whose stash is lost."""
+        if state is None:
+            return None
+        lost = [f for f, s in self.steps.items() if s <= int(state["step"]) and self._stashed(f) is None]
+        if lost:
+            log.warning("checkpoint %s is at step %d, past the snapshot(s) at fraction(s) %s whose stashed "
+                        "weights are missing; training restarts from step 0", self.ckpt.path, state["step"], lost)
+            return None
+        return state
+
+    def stash(self, done: int, ema) -> None:
+        for f, s in self.steps.items():
+            if s == done:
+                with atomic_path(self.stash_path(f)) as tmp:
+                    torch.save({"spec_hash": self.ckpt.key, "step": done, "ema": ema.state_dict()}, tmp)
+
+    def write(self, final: dict) -> None:
+        for f, s in self.steps.items():
+            state = self._stashed(f)
+            if state is None:
+                raise TrainingError(f"the EMA weights stashed at step {s} (snapshot {f}) are missing: "
+                                    f"{self.stash_path(f)}. Fix: delete {self.ckpt.path} and rerun (training restarts)")
+            weights = {**final, "ema": state["ema"], "losses": final["losses"][:s],
+                       "snapshot": {"fraction": float(f), "step": s}}
+            with atomic_path(self.outputs[f]) as tmp:
+                torch.save(weights, tmp)
+        for f in self.steps:
+            self.stash_path(f).unlink(missing_ok=True)
 
 
 def fairness(spec: dict, store: Path, side: int) -> dict:

@@ -7,6 +7,8 @@ rule train_scale:
     output:
         weights=specs.MODEL,
         record=record(specs.MODEL),
+        snapshots=specs.snapshot_outputs(config),  # learning curves: EMA weights at fractions (none by default)
+        snapshot_records=[record(p) for p in specs.snapshot_outputs(config)],
     wildcard_constraints:  # experiments with models_from use another one's models: no training
         experiment=specs.trained_pattern(config),
     params:
@@ -21,4 +23,4 @@ rule train_scale:
         specs.benchmark_path("train", "{experiment}_scale{j}")
     shell:
         "python -m wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
-        " --checkpoint {params.checkpoint} --threads {threads} > {log} 2>&1"
+        " --checkpoint {params.checkpoint} --threads {threads} --snapshots {output.snapshots} > {log} 2>&1"
