@@ -24,10 +24,11 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/inverse.smk"
 include: "workflow/rules/likelihood.smk"
+include: "workflow/rules/learning_curve.smk"
 
 
 rule all:
     input:
-        list(specs.REPORT_FILES.values()),
+        list(specs.report_files(config).values()),
         specs.all_inverse(config) if config["inverse"]["in_all"] else [],
     default_target: True

@@ -129,6 +129,8 @@ def rule_for(output: str | Path, record: dict | None = None) -> str | None:
         return "fetch_inception" if parent == "resources" else f"fetch_{parent}"
     if stage in ("sample", "evaluate") and inverse:
         return f"inverse_{stage}"
+    if stage in ("sample", "evaluate") and isinstance(spec, dict) and "snapshot" in spec:
+        return f"{stage}_snapshot"
     if isinstance(stage, str) and stage in RULES:
         return RULES[stage]
     return _rule_from_layout(Path(output))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsgm import learning_curve
 from wsgm.data.store import read_array
 from wsgm.metric_info import (bootstrap_draws, experiment_label, experiment_names, feature_space,  # noqa: F401
                               interval_of, is_number, lower_is_better, metric_title, reaches_floor, steps_x,
@@ -334,8 +335,8 @@ def table_html(markdown: str) -> str:
 
 def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict[str, Path],
            outputs: dict[str, Path]) -> dict:
-    results = load_metrics(metrics)
-    for r in results:  # the sampler of each curve (experiment, sampler), from the spec where the file lacks it
+    results, points = learning_curve.split(load_metrics(metrics), spec)  # step sweeps apart from snapshots
+    for r in results + points:  # the sampler of each curve (experiment, sampler), from the spec where the file lacks it
         sampler = (spec.get("experiments", {}).get(r["experiment"]) or {}).get("sampler")
         if sampler and not r.get("sampler"):
             r["sampler"] = sampler
@@ -346,6 +347,8 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
         cost_plot(results, shown, outputs["cost"], outputs.get("cost_svg"), x="cost")
     if "time" in outputs:
         cost_plot(results, shown, outputs["time"], outputs.get("time_svg"), x="seconds")
+    if "training" in outputs:
+        cost_plot(points, shown, outputs["training"], outputs.get("training_svg"), x="training")
     if "scales" in outputs:
         per_scale_plot(results, shown, outputs["scales"], outputs.get("scales_svg"))
     spectra_plot(results, outputs["spectra"], outputs.get("spectra_svg"))
@@ -377,6 +380,10 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
     comps = comparisons(results, shown, spec.get("experiments"))
     cheapest = cheapest_within_best(results, shown)
     markdown = table_markdown(best, results, spec.get("experiments"), comps, shown, cheapest)
+    curve = learning_curve.rows(points, shown)
+    lc_lines = learning_curve.markdown(curve, spec.get("training") or {}, shown, fmt_pm)
+    if lc_lines:
+        markdown += "\n" + "\n".join(lc_lines) + "\n"
     if "table_md" in outputs:
         outputs["table_md"].write_text(markdown)
     if "table_html" in outputs:
@@ -386,6 +393,8 @@ def report(spec: dict, metrics: list[Path], samples: dict[str, Path], data: dict
                "best": {n: ([b[ranked]["steps"], b[ranked]["value"]] if ranked in b else None)
                         for n, b in best.items()},
                "best_per_metric": best, "comparisons": comps, "cheapest_within_best": cheapest,
-               "rules": {"plus_minus": PM_RULE, "reaches_floor": FLOOR_RULE}}
+               "rules": {"plus_minus": PM_RULE, "reaches_floor": FLOOR_RULE},
+               **({"training": spec["training"]} if spec.get("training") else {}),
+               **({"learning_curve": curve} if curve else {})}
     outputs["summary"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

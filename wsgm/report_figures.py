@@ -20,6 +20,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter  # noqa: E402
 from wsgm.metric_info import (curve_key, curve_keys, curve_label, experiment_label, experiment_names,  # noqa: E402
                               interval_of, is_number, kid_like, lower_is_better, metric_title,
                               scale_metrics, seconds_per_sample, steps_x, weighted_cost)
+from wsgm.learning_curve import train_flops  # noqa: E402
 from wsgm.steps import Steps  # noqa: E402
 
 log = logging.getLogger("wsgm.report")
@@ -204,6 +205,8 @@ COST_AXES = {
              "against sampling cost (network evaluations weighted by the pixels they run on)"),
     "seconds": (seconds_per_sample, "measured seconds per sample",
                 "against measured sampling time per sample"),
+    "training": (train_flops, "training compute (FLOPs, summed over the models)",
+                 "against training compute (EMA snapshots and final weights)"),
 }
 
 

@@ -1,6 +1,6 @@
 rule report:
     input:
-        metrics=specs.all_metrics(config),
+        metrics=specs.report_metrics(config),
         samples=list(specs.all_samples(config).values()),
         data=sorted({specs.data_path(e["dataset"]) for e in config["experiments"].values()}),
     output:
@@ -19,7 +19,9 @@ rule report:
         cost_svg=specs.REPORT_FILES["cost_svg"],
         time_svg=specs.REPORT_FILES["time_svg"],
         summary=specs.REPORT_FILES["summary"],
-        records=[record(p) for p in specs.REPORT_FILES.values()],
+        records=[record(p) for p in specs.report_files(config).values()],
+        **({"training": report(specs.TRAINING_FILES["training"], caption="../report/training.rst", category="Quality"),
+            "training_svg": specs.TRAINING_FILES["training_svg"]} if config["learning_curve"]["fractions"] else {}),
     params:
         spec=spec_param("report"),
         grid=[f"{n}={p}" for n, p in specs.all_samples(config).items()],
