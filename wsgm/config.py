@@ -671,6 +671,10 @@ def reference_markdown() -> str:
             sub = _resolve_ref(sub)
             path = f"{prefix}{key}"
             kind = sub.get("type", "")
+            if not kind and "oneOf" in sub:
+                kind = [_resolve_ref(b).get("type", "") for b in sub["oneOf"]]
+            if isinstance(kind, list):
+                kind = " \\| ".join(map(str, kind))
             if "enum" in sub:
                 kind = " \\| ".join(map(str, sub["enum"]))
             default = json.dumps(sub["default"]) if "default" in sub else "required"
