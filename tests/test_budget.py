@@ -268,3 +268,53 @@ def test_learning_curve_metrics_and_their_provenance_chain(tmp_path):
     record = json.loads((root / "results/samples/wsgm/steps4.at0.5.zarr.prov.json").read_text())
     assert record["inputs"]["model0"]["path"] == "results/models/wsgm/scale0.at0.5.pt"
     assert "Nothing to be done" in snakemake(root, "--dry-run")
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def _point(name, J, steps, fid, snapshot=None):
+    m = {"fid": fid, "fid_ci": [0.9 * fid, 1.1 * fid], "fid_data_floor": 0.01, "std": 1.0, "std_data": 1.0}
+    r = {"experiment": name, "J": J, "steps": steps, "steps_per_scale": [steps] * (J + 1), "metrics": m,
+         "scales": {str(k): {"size": 8, "metrics": m} for k in range(J + 1)},
+         "spectra": {"data": [1.0, 1.0], "samples": [1.0, 1.0]}, "cost": {"nfe_per_scale": [steps] * (J + 1)}}
+    return r | ({"snapshot": snapshot} if snapshot else {})
+
+
+def test_report_learning_curve_against_training_compute(tmp_path, monkeypatch):
+    from wsgm import report, report_figures
+
+    rows = [_point("sgm", 0, 4, 2.0), _point("sgm", 0, 8, 1.0), _point("wsgm", 1, 4, 3.0), _point("wsgm", 1, 8, 1.5),
+            _point("sgm", 0, 8, 4.0, {"fraction": 0.5, "train_steps": [50], "train_flops": 5e9}),
+            _point("wsgm", 1, 8, 5.0, {"fraction": 0.5, "train_steps": [50, 50], "train_flops": 2e9})]
+    paths = []
+    for i, r in enumerate(rows):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    training = {n: {"train_flops": f, "train_image_pixels": 1e6, "train_steps": s, "budget": {"flops": 1e10},
+                    "budget_split": "equal", "learning_curve_steps": "8"}
+                for n, f, s in (("sgm", 1e10, [100]), ("wsgm", 4e9, [100, 100]))}
+    spec = {"report": {"metrics": ["fid"], "grid": 4}, "training": training,
+            "learning_curve": {"fractions": [0.5]},
+            "experiments": {"sgm": {"J": 0, "dataset": "g", "steps": ["4", "8"], "models": []},
+                            "wsgm": {"J": 1, "dataset": "g", "steps": ["4", "8"], "models": []}}}
+    (tmp_path / "out").mkdir()
+    files = {**specs.REPORT_FILES, **specs.TRAINING_FILES}
+    out = {k: tmp_path / "out" / v.rsplit("/", 1)[1] for k, v in files.items()}
+    figs = {}
+    real_save = report_figures._save
+    monkeypatch.setattr(report_figures, "_save", lambda fig, o, svg=None: (figs.__setitem__(o.name, fig),
+                                                                            real_save(fig, o, svg)))
+    summary = report.report(spec, paths, {}, {}, out)
+    assert out["training"].stat().st_size > 1000
+    fid = next(ax for ax in figs["quality_vs_training.png"].axes if ax.get_title().startswith("FID"))
+    lines = {ln.get_label(): ln for ln in fid.lines if ln.get_marker() == "o"}
+    assert list(lines["sgm (SGM, J=0)"].get_xdata()) == [5e9, 1e10]
+    assert list(lines["wsgm (WSGM, J=1)"].get_ydata()) == [5.0, 1.5]
+    steps_fid = next(ax for ax in figs["quality_vs_steps.png"].axes if ax.get_title().startswith("FID"))
+    sgm = next(ln for ln in steps_fid.lines if ln.get_label() == "sgm (SGM, J=0)")
+    assert list(sgm.get_ydata()) == [2.0, 1.0]  # snapshots stay off the step sweeps
+    assert summary["table"]["sgm"].keys() == {"4", "8"}
+    assert [(r["experiment"], r["fraction"], r["train_flops"]) for r in summary["learning_curve"]] == [
+        ("sgm", 0.5, 5e9), ("sgm", 1.0, 1e10), ("wsgm", 0.5, 2e9), ("wsgm", 1.0, 4e9)]
+    md = out["table_md"].read_text()
+    assert "| sgm | flops 1e+10 | equal | [100] | 1e+10 |" in md and "| wsgm | 0.5 | 8 | 2e+09 |" in md

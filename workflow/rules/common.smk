@@ -68,6 +68,15 @@ def get_model_records(w):
     return [record(p) for p in get_models(w)]
 
 
+def get_snapshot_models(w):
+    """Learning curves: the snapshot weights of scales 0..J at fraction {frac}."""
+    return specs.snapshot_model_paths(config, w.experiment, w.frac)
+
+
+def get_snapshot_model_records(w):
+    return [record(p) for p in get_snapshot_models(w)]
+
+
 def get_reference(w):
     """The real-data statistics of the experiment's dataset, wavelet and J."""
     return specs.reference_path(config, w.experiment)

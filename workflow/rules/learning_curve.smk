@@ -5,16 +5,11 @@ wildcard_constraints:
     frac=r"0\.\d+",
 
 
-def get_snapshot_models(w):
-    """The snapshot weights of scales 0..J at fraction {frac} (another experiment's with models_from)."""
-    return specs.snapshot_model_paths(config, w.experiment, w.frac)
-
-
 rule sample_snapshot:
     input:
         store=get_store,
         models=get_snapshot_models,
-        records=lambda w: [record(p) for p in get_snapshot_models(w)],
+        records=get_snapshot_model_records,
     output:
         samples=directory(specs.SAMPLES_SNAPSHOT),
         record=record(specs.SAMPLES_SNAPSHOT),
