@@ -318,3 +318,13 @@ def test_report_learning_curve_against_training_compute(tmp_path, monkeypatch):
         ("sgm", 0.5, 5e9), ("sgm", 1.0, 1e10), ("wsgm", 0.5, 2e9), ("wsgm", 1.0, 4e9)]
     md = out["table_md"].read_text()
     assert "| sgm | flops 1e+10 | equal | [100] | 1e+10 |" in md and "| wsgm | 0.5 | 8 | 2e+09 |" in md
+
+
+def test_rebuild_hints_name_the_snapshot_rules():
+    from wsgm.provenance import rule_for
+
+    assert rule_for("results/metrics/wsgm/steps8.at0.25.json", {"stage": "evaluate", "spec": {"snapshot": {}}}) \
+        == "evaluate_snapshot"
+    assert rule_for("results/samples/wsgm/steps8.at0.25.zarr") == "sample_snapshot"
+    assert rule_for("results/models/wsgm/scale0.at0.25.pt", {"stage": "train", "spec": {}}) == "train_scale"
+    assert rule_for("results/metrics/wsgm/steps8.json") == "evaluate"

@@ -144,8 +144,11 @@ def _rule_from_layout(output: Path) -> str | None:
         return "make_dataset"
     if kind == "inverse":
         return "inverse_evaluate" if name.endswith(".json") else "inverse_sample"
-    return {"decomposed": "decompose", "models": "train_scale", "samples": "sample",
+    rule = {"decomposed": "decompose", "models": "train_scale", "samples": "sample",
             "metrics": "evaluate", "reference": "reference"}.get(kind)
+    if rule in ("sample", "evaluate") and ".at" in name:  # a learning-curve point (steps8.at0.25.json)
+        return f"{rule}_snapshot"
+    return rule
 
 
 def rebuild_hint(output: str | Path, record: dict | None = None) -> str:
