@@ -672,7 +672,7 @@ def reference_markdown() -> str:
             path = f"{prefix}{key}"
             kind = sub.get("type", "")
             if not kind and "oneOf" in sub:
-                kind = [_resolve_ref(b).get("type", "") for b in sub["oneOf"]]
+                kind = list(dict.fromkeys(_resolve_ref(b).get("type", "") for b in sub["oneOf"]))
             if isinstance(kind, list):
                 kind = " \\| ".join(map(str, kind))
             if "enum" in sub:
