@@ -132,15 +132,11 @@ def cmd_sample(args):
     def build(cfg):
         if args.inverse:
             return specs.inverse(cfg, args.experiment, args.inverse, args.steps)
-        if args.snapshot:
-            return specs.sample_snapshot(cfg, args.experiment, args.steps, args.snapshot)
         return specs.sample(cfg, args.experiment, args.steps)
 
     spec, cfg = _spec(args, build)
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
-    snap = (spec.get("snapshot") or {}).get("fraction")
-    models = [Path(m) for m in (args.models or (specs.snapshot_model_paths(cfg, spec["experiment"], snap) if snap
-                                                else specs.model_paths(cfg, spec["experiment"])))]
+    models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
     inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
     truth = None
     if "inverse" in spec:
@@ -149,8 +145,6 @@ def cmd_sample(args):
         inputs["truth"] = truth
     elif args.truth or args.inverse:
         raise UserError("--inverse TASK and --truth go together (or a --spec holding 'inverse')")
-    elif snap:
-        out = Path(args.out or specs.snapshot_samples_path(spec["experiment"], spec["steps"], snap))
     else:
         out = Path(args.out or specs.samples_path(spec["experiment"], spec["steps"]))
     device = _device(spec)
@@ -362,8 +356,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=Steps, help="steps at every scale (8), or per scale 0..J (8-8-32)")
     s.add_argument("--store")
     s.add_argument("--models", nargs="+", help="weights of scales 0..J, in order")
-    s.add_argument("--snapshot", type=float, help="learning curves: sample the models' snapshot at this "
-                                                  "fraction of training (with --config)")
     s.add_argument("--out")
     s.add_argument("--offset", type=int, default=0, help="inverse problems: first measured image within --truth's held-out floor rows")
     s.add_argument("--inverse", choices=specs.INVERSE_TASKS,
