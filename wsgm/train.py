@@ -40,6 +40,7 @@ from wsgm.nets import UNet
 from wsgm.nets.load import READ_ERRORS, net_kwargs, short_reason
 from wsgm.provenance import spec_hash
 from wsgm.runtime import derive_seed
+from wsgm.snapshots import Snapshots
 
 __all__ = ["train", "TrainingError", "Interrupted"]
 
@@ -294,59 +295,6 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             "parameters": sum(p.numel() for p in model.parameters()), "steps": len(losses),
             "resumed_from": start, "world_size": world, "amp": amp, "parameterization": kind, **checks,
             **({"snapshots": snaps.steps} if snaps.steps else {})}
-
-
-class Snapshots:
-    """EMA weights at fractions of training (learning curves): at step ``spec['snapshots'][f]`` the
-    EMA is stashed beside the checkpoint (``<checkpoint>.at<f>``, atomically, with the spec hash),
-    and at the end each stash becomes a weights file like the final one (plus ``snapshot``:
-    fraction and step). A resumed run finds its stashes, so it writes the same snapshots; a
-    checkpoint past a snapshot step whose stash is missing or foreign is not resumed from."""
-
-    def __init__(self, ckpt: Checkpoint, outputs: dict[str, Path]) -> None:
-        self.ckpt, self.outputs = ckpt, {str(f): Path(p) for f, p in outputs.items()}
-        self.steps = {f: int(s) for f, s in (ckpt.spec.get("snapshots") or {}).items() if f in self.outputs}
-
-    def stash_path(self, fraction: str) -> Path:
-        return self.ckpt.path.with_name(f"{self.ckpt.path.name}.at{fraction}")
-
-    def _stashed(self, fraction: str) -> dict | None:
-        try:
-            state = torch.load(self.stash_path(fraction), map_location="cpu", weights_only=True)
-        except (FileNotFoundError, *READ_ERRORS):
-            return None
-        ok = isinstance(state, dict) and state.get("spec_hash") == self.ckpt.key
-        return state if ok and state.get("step") == self.steps[fraction] else None
-
-    def usable(self, state: dict | None) -> dict | None:
-        """The checkpoint's state, or None when it is past a snapshot whose stash is lost."""
-        if state is None:
-            return None
-        lost = [f for f, s in self.steps.items() if s <= int(state["step"]) and self._stashed(f) is None]
-        if lost:
-            log.warning("checkpoint %s is at step %d, past the snapshot(s) at fraction(s) %s whose stashed "
-                        "weights are missing; training restarts from step 0", self.ckpt.path, state["step"], lost)
-            return None
-        return state
-
-    def stash(self, done: int, ema) -> None:
-        for f, s in self.steps.items():
-            if s == done:
-                with atomic_path(self.stash_path(f)) as tmp:
-                    torch.save({"spec_hash": self.ckpt.key, "step": done, "ema": ema.state_dict()}, tmp)
-
-    def write(self, final: dict) -> None:
-        for f, s in self.steps.items():
-            state = self._stashed(f)
-            if state is None:
-                raise TrainingError(f"the EMA weights stashed at step {s} (snapshot {f}) are missing: "
-                                    f"{self.stash_path(f)}. Fix: delete {self.ckpt.path} and rerun (training restarts)")
-            weights = {**final, "ema": state["ema"], "losses": final["losses"][:s],
-                       "snapshot": {"fraction": float(f), "step": s}}
-            with atomic_path(self.outputs[f]) as tmp:
-                torch.save(weights, tmp)
-        for f in self.steps:
-            self.stash_path(f).unlink(missing_ok=True)
 
 
 def fairness(spec: dict, store: Path, side: int) -> dict:
