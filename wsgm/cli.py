@@ -113,7 +113,7 @@ def cmd_train(args):
     if int(__import__("os").environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes outputs
         train(spec, store, out, ckpt, device)
         return
-    fractions = list(spec.get("snapshots") or {})  # learning curves: EMA weights at these fractions
+    fractions = sorted(spec.get("snapshots") or {}, key=float)  # learning curves: EMA weights at these fractions
     snaps = [Path(p) for p in args.snapshots] if args.snapshots else \
         [Path(specs.snapshot_model_path(spec["experiment"], spec["scale"], f)) for f in fractions]
     if len(snaps) != len(fractions):
