@@ -21,8 +21,8 @@ SGM (J = 0) spends the whole budget on its one model; WSGM splits it over its J 
 Each model's ``train.steps`` is derived as round(share × budget / cost per step), ≥ 1. The FLOPs
 of one net are counted once on the ``meta`` device (shapes only, no arithmetic) at batch 1 and are
 linear in the batch; counts are memoized in the process and in a JSON cache on disk
-(``$WSGM_CACHE_DIR`` or ``$XDG_CACHE_HOME/wsgm`` or ``~/.cache/wsgm``, keyed by the torch version
-and the net's arguments), so loading a config stays fast.
+(``$WSGM_CACHE_DIR`` or ``$XDG_CACHE_HOME/wsgm`` or ``~/.cache/wsgm``, keyed by the torch version,
+the U-Net's code hash and the net's arguments), so loading a config stays fast.
 
 Snapshots (``learning_curve.fractions``): at fraction f a model with ``steps`` training steps
 writes its EMA weights after ``snapshot_step(steps, f)`` steps.
@@ -91,7 +91,10 @@ def _flops_cached(key: str) -> int:
     import torch
 
     args = json.loads(key)
-    disk_key = hashlib.sha256(f"{torch.__version__}|{key}".encode()).hexdigest()[:24]
+    from wsgm.code_version import code_hash
+
+    # keyed by the U-Net's code too (and what it imports), so an edited network is counted again
+    disk_key = hashlib.sha256(f"{torch.__version__}|{code_hash('wsgm.nets.unet')}|{key}".encode()).hexdigest()[:24]
     path = _cache_file()
     table: dict = {}
     with contextlib.suppress(OSError, ValueError):
