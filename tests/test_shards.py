@@ -170,3 +170,16 @@ def test_gather_errors_name_the_cause_and_leave_no_output(tmp_path, tiny_models,
     assert not list(tmp_path.glob(".gathered.zarr.tmp-*"))
     assert main(["sample", *common, *io, "--shard", "0/8", "--out", str(tmp_path / "x.zarr")]) == 2
     assert "between 1 and n_samples = 7" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sampling,message", [
+    ({"shards": 17}, "17 shards of n_samples = 16"),
+    ({"shards": 2, "sampler": "rk45"}, "sampler 'rk45' controls its step size")])
+def test_config_refuses_shards_it_cannot_honour(sampling, message):
+    from wsgm import config as config_lib
+
+    raw = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    raw["experiments"]["wsgm"]["sampling"].update(sampling)
+    with pytest.raises(config_lib.ConfigError, match=message) as err:
+        config_lib.check(raw, warn=None)
+    assert "experiments.wsgm.sampling.shards" in str(err.value) and "Fix:" in str(err.value)

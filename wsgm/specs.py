@@ -168,6 +168,13 @@ def shards(cfg: dict, exp_name: str) -> int:
     return int(experiment(cfg, exp_name)["sampling"].get("shards", 1))
 
 
+def sharded_pattern(cfg: dict, sharded: bool) -> str:
+    """Regex of the experiment names whose sampling is (``sharded``) or is not split into shards
+    (the wildcard constraint choosing between the rules `sample` and `gather_samples`)."""
+    names = [n for n in cfg["experiments"] if (shards(cfg, n) > 1) == sharded]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
 def batch_size(cfg: dict, exp_name: str) -> int:
     """The batch size of an experiment's sampling jobs (a runtime setting, ``--batch-size``)."""
     return int(experiment(cfg, exp_name)["sampling"]["batch_size"])
