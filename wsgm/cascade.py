@@ -170,8 +170,9 @@ def _cost(spec: dict, nfe: dict[int, int], wall: float, device: torch.device, ba
 
 def batch_invariant_kernels(device: torch.device):
     """Kernels whose per-sample results do not depend on the batch: on CPU, PyTorch's native
-    convolution (im2col + GEMM per sample) instead of oneDNN's, whose algorithm (and rounding)
-    changes with the batch size (batch 1 rounds differently from batch 2+). On GPU nothing is
+    convolution (im2col + GEMM per sample) instead of oneDNN's and NNPACK's, whose algorithms (and
+    rounding) change with the batch size (oneDNN: batch 1 against 2+; NNPACK: used from batch 16
+    on). On GPU nothing is
     changed: cuDNN's choices can depend on the batch size too (bit-identity there holds only up
     to that)."""
     return _without_onednn() if device.type == "cpu" else contextlib.nullcontext()
@@ -179,12 +180,14 @@ def batch_invariant_kernels(device: torch.device):
 
 @contextlib.contextmanager
 def _without_onednn():
-    before = torch._C._get_mkldnn_enabled()
+    before = torch._C._get_mkldnn_enabled(), torch._C._get_nnpack_enabled()
     torch._C._set_mkldnn_enabled(False)
+    torch._C._set_nnpack_enabled(False)
     try:
         yield
     finally:
-        torch._C._set_mkldnn_enabled(before)
+        torch._C._set_mkldnn_enabled(before[0])
+        torch._C._set_nnpack_enabled(before[1])
 
 
 def sample_to_store(spec: dict, store: Path, model_paths: list[Path], out: Path, device: torch.device,
