@@ -35,7 +35,7 @@ def arrays(path) -> dict:
     return {k: g[k][:] for k in sorted(g.array_keys())}
 
 
-def test_shards_give_the_single_job_stores_and_batch_size_edits_rerun_nothing(tmp_path):
+def test_shards_give_the_single_job_stores_and_batch_size_edits_rerun_nothing(tmp_path, monkeypatch):
     root = make_project(tmp_path / "p")
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(config()))
     snakemake(root, SAMPLES, INVERSE)
@@ -60,7 +60,9 @@ def test_shards_give_the_single_job_stores_and_batch_size_edits_rerun_nothing(tm
         assert rec["spec"] == records[p]["spec"]  # the same spec: no batch size, no shard count in it
         assert [s["rows"] for s in rec["extra"]["shards"]] == [[0, 6], [6, 11], [11, 16]]
         assert rec["extra"]["batch_size"] == 5 and zarr.open_group(str(root / p), mode="r").attrs["cost"]["shards"] == 3
-        assert audit(root / p, out=lambda line: None)  # the gathered record walks back to the data
+        with monkeypatch.context() as m:  # record paths are relative to the project
+            m.chdir(root)
+            assert audit(p, out=lambda line: None)  # the gathered record walks back to the data
     assert not list((root / "results").rglob("*of3.zarr*"))  # shard stores are temporary
 
     for cfg in (config(shards=3, batch_size=7), config(shards=3, batch_size=16)):
@@ -71,6 +73,9 @@ def test_shards_give_the_single_job_stores_and_batch_size_edits_rerun_nothing(tm
     assert rules(jobs) == {"sample_shard": 2, "gather_samples": 1, "inverse_shard": 2, "gather_inverse": 1}
     jobs = planned(root, config(shards=1), (SAMPLES,))
     assert rules(jobs) == {"sample": 1}
+    # ... unless told to forget what it recorded for the store (docs/cluster.md)
+    snakemake(root, "--cleanup-metadata", SAMPLES, INVERSE)
+    assert planned(root, config(shards=2), (SAMPLES, INVERSE)) == set()
 
 
 def test_a_sharded_run_can_be_planned_with_a_user_config(tmp_path):
