@@ -12,7 +12,7 @@ import zarr
 from wsgm import specs
 from wsgm.cascade import batch_invariant_kernels, sample_to_store
 from wsgm.noise import PerSample
-from wsgm.provenance import read_record
+from wsgm.provenance import read_record, rule_for
 
 from .helpers import REPO, train_tiny_models
 
@@ -139,6 +139,9 @@ def test_gathered_shards_are_the_single_job_store(tmp_path, tiny_models, task):
     assert rg["spec"] == r1["spec"] and rg["stage"] == "sample"
     assert {k: v["hash"] for k, v in rg["inputs"].items()} == {k: v["hash"] for k, v in r1["inputs"].items()}
     assert [s["rows"] for s in rg["extra"]["shards"]] == [[0, 3], [3, 5], [5, 7]]
+    prefix = "inverse" if task else "sample"
+    assert rule_for(out, rg) == ("gather_inverse" if task else "gather_samples")
+    assert rule_for(shards[0], read_record(shards[0])) == f"{prefix}_shard"
     g = zarr.open_group(str(out), mode="r")
     assert g.attrs["cost"]["shards"] == 3 and g.attrs["cost"]["batch_size"] == 2
     assert g.attrs["cost"]["nfe_per_scale"] == zarr.open_group(str(one), mode="r").attrs["cost"]["nfe_per_scale"]

@@ -127,6 +127,11 @@ def rule_for(output: str | Path, record: dict | None = None) -> str | None:
     if stage == "fetch":
         parent = Path(output).parent.name
         return "fetch_inception" if parent == "resources" else f"fetch_{parent}"
+    extra = (record or {}).get("extra")
+    if stage == "sample" and isinstance(extra, dict) and "shards" in extra:  # gathered shards
+        return "gather_inverse" if inverse else "gather_samples"
+    if stage == "sample" and isinstance(extra, dict) and "rows" in extra:  # one shard
+        return "inverse_shard" if inverse else "sample_shard"
     if stage in ("sample", "evaluate") and inverse:
         return f"inverse_{stage}"
     if isinstance(stage, str) and stage in RULES:
@@ -142,6 +147,8 @@ def _rule_from_layout(output: Path) -> str | None:
         return "make_dataset"
     if kind == "inverse":
         return "inverse_evaluate" if name.endswith(".json") else "inverse_sample"
+    if kind == "shards":  # results/{samples,inverse}/E/shards/S/IofK.zarr
+        return "inverse_shard" if output.parents[3].name == "inverse" else "sample_shard"
     return {"decomposed": "decompose", "models": "train_scale", "samples": "sample",
             "metrics": "evaluate", "reference": "reference"}.get(kind)
 
