@@ -1,16 +1,18 @@
-"""Cost of batch-invariant sampling on CPU: per-sample generators and batch-invariant kernels.
+"""Cost of batch-invariant sampling on CPU: per-sample generators and fixed-size network calls.
 
 The cascade of the default config's experiments (config/config.yaml: SGM at 32², WSGM J = 2 with
 its three nets; weights drawn at random, which does not change the cost) draws ``--batch`` samples
 with the em sampler at ``--steps`` steps per scale, four ways, timed round-robin (the machine may
 be loaded: each number is the best of ``--repeats`` rounds):
 
-- ``before``: one shared ``torch.Generator`` for the batch, PyTorch's default CPU kernels (oneDNN,
-  NNPACK from batch 16 on): the sampler before sharding;
-- ``noise``: per-sample generators (``wsgm.noise.PerSample``), default kernels;
-- ``kernels``: shared generator, batch-invariant kernels (``wsgm.cascade.batch_invariant_kernels``:
-  native convolution);
-- ``after``: both, what ``wsgm sample`` does now.
+- ``before``: one shared ``torch.Generator`` for the batch, one network call per batch: the sampler
+  before sharding;
+- ``noise``: per-sample generators (``wsgm.noise.PerSample``), one call per batch;
+- ``kernels``: shared generator, the networks run on chunks of exactly ``KERNEL_ROWS`` rows
+  (``wsgm.cascade.fixed_rows``: oneDNN and NNPACK pick their algorithm by batch size);
+- ``after``: both, what ``wsgm sample`` does now on CPU.
+- ``native``: per-sample generators, one call per batch, oneDNN and NNPACK off (PyTorch's native
+  per-sample convolution: also batch-invariant; the alternative not taken).
 
     python bench/sample_noise.py [--threads 1] [--batch 256] [--steps 4] [--repeats 3]
                                  [--out results/bench/sample_noise.json]
@@ -34,12 +36,13 @@ sys.path.insert(0, str(REPO))
 
 from wsgm import config as config_lib  # noqa: E402
 from wsgm import specs  # noqa: E402
-from wsgm.cascade import batch_invariant_kernels, cascade  # noqa: E402
+from wsgm.cascade import KERNEL_ROWS, cascade  # noqa: E402
 from wsgm.nets.load import build_net  # noqa: E402
 from wsgm.noise import PerSample  # noqa: E402
 
 CPU = torch.device("cpu")
-VARIANTS = {"before": (False, False), "noise": (True, False), "kernels": (False, True), "after": (True, True)}
+VARIANTS = {"before": (False, False), "noise": (True, False), "kernels": (False, True), "after": (True, True),
+            "native": (True, "native")}
 
 
 def models(cfg: dict, name: str) -> list:
@@ -55,12 +58,25 @@ def models(cfg: dict, name: str) -> list:
     return out
 
 
-def run(nets, stats, spec, n, per_sample: bool, invariant: bool) -> float:
+@contextlib.contextmanager
+def native_convolution():
+    before = torch._C._get_mkldnn_enabled(), torch._C._get_nnpack_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    torch._C._set_nnpack_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(before[0])
+        torch._C._set_nnpack_enabled(before[1])
+
+
+def run(nets, stats, spec, n, per_sample: bool, invariant) -> float:
     noise = PerSample(0, 0, n) if per_sample else torch.Generator().manual_seed(0)
-    ctx = batch_invariant_kernels(CPU) if invariant else contextlib.nullcontext()
+    ctx = native_convolution() if invariant == "native" else contextlib.nullcontext()
+    rows = KERNEL_ROWS if invariant is True else None
     with torch.no_grad(), ctx:
         t0 = time.perf_counter()
-        cascade(nets, stats, spec, n, noise, CPU)
+        cascade(nets, stats, spec, n, noise, CPU, kernel_rows=rows)
         return time.perf_counter() - t0
 
 
@@ -75,6 +91,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = config_lib.load(REPO / "config" / "config.yaml")
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
+              "kernel_rows": KERNEL_ROWS,
               "platform": platform.platform(), "threads": args.threads, "batch": args.batch, "steps": args.steps,
               "repeats": args.repeats, "experiments": {}}
     for name in cfg["experiments"]:

@@ -9,14 +9,13 @@ known whole (the real low-pass, in super-resolution) is not drawn at all.
 Randomness is per sample index (``wsgm.noise.PerSample``): sample i's prior draws, solver noise and
 projection noise come from its own generator, so a store is the same bits whatever the batch size
 (a runtime setting, not part of the spec) and whichever rows a job draws (``rows``: one shard of
-``sampling.shards``, gathered by ``wsgm.shards``). That holds on CPU; on GPU up to the kernels'
-batch-size dependence. rk45 (one step control per batch) is the exception: its batch size stays in
-the spec.
+``sampling.shards``, gathered by ``wsgm.shards``). That holds on CPU, where the networks run on
+chunks of a fixed number of rows (:func:`fixed_rows`); on GPU up to the kernels' batch-size
+dependence. rk45 (one step control per batch) is the exception: its batch size stays in the spec.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
@@ -46,13 +45,14 @@ log = logging.getLogger("wsgm.sample")
 
 def cascade(models: list, stats: dict, spec: dict, n: int, generator: Noise | torch.Generator,
             device: torch.device, bands: dict | None = None,
-            nfe: dict[int, int] | None = None) -> dict[int, torch.Tensor]:
+            nfe: dict[int, int] | None = None, kernel_rows: int | None = None) -> dict[int, torch.Tensor]:
     """Draw n samples; returns {k: x_k} for k = J..0 (de-normalized, on ``device``).
 
     ``models[j](x, t, cond)`` is model j's ε-predictor. ``bands`` ({band name:
     ``wsgm.inverse.Projector``} in normalized coordinates) projects each draw onto measurements.
     ``nfe`` ({scale: network evaluations}) is increased by each scale's draws. ``generator``: the
     noise source of every draw (``wsgm.noise``; a ``torch.Generator`` is shared by the batch).
+    ``kernel_rows``: run the networks on chunks of exactly that many rows (:func:`fixed_rows`).
     """
     generator = noise_lib.source(generator)
     J, wavelet = spec["J"], spec["wavelet"]
@@ -69,7 +69,8 @@ def cascade(models: list, stats: dict, spec: dict, n: int, generator: Noise | to
             return proj.target.to(device)
         project = None if proj is None else _projection(proj, sde, generator)
         info: dict = {}
-        x = reverse_sample(lambda x, t: model(x, t, cond), sde, shape, steps[j], sampling["sampler"],
+        net = fixed_rows(model, kernel_rows)
+        x = reverse_sample(lambda x, t: net(x, t, cond), sde, shape, steps[j], sampling["sampler"],
                            sampling["time_grid"], generator, device, project=project, info=info,
                            **sampler_options(sampling))
         nfe[j] = nfe.get(j, 0) + info["nfe"]
@@ -124,6 +125,7 @@ def _open_truth(truth: Path, offset: int, n_total: int, shape: list[int]):
 
 CHUNK_ROWS = 64  # rows per Zarr chunk: fixed, so a store's layout depends on neither batch size nor shards
 DEFAULT_BATCH = 256
+KERNEL_ROWS = 32  # on CPU the networks run on chunks of exactly this many rows (fixed_rows)
 
 
 def _create_arrays(group, spec: dict, task, n: int) -> tuple[dict, dict]:
@@ -168,26 +170,28 @@ def _cost(spec: dict, nfe: dict[int, int], wall: float, device: torch.device, ba
             "device": str(device), "batch_size": batch, "batches": batches}
 
 
-def batch_invariant_kernels(device: torch.device):
-    """Kernels whose per-sample results do not depend on the batch: on CPU, PyTorch's native
-    convolution (im2col + GEMM per sample) instead of oneDNN's and NNPACK's, whose algorithms (and
-    rounding) change with the batch size (oneDNN: batch 1 against 2+; NNPACK: used from batch 16
-    on). On GPU nothing is
-    changed: cuDNN's choices can depend on the batch size too (bit-identity there holds only up
-    to that)."""
-    return _without_onednn() if device.type == "cpu" else contextlib.nullcontext()
+def fixed_rows(model, rows: int | None):
+    """``model(x, t, cond)`` evaluated on chunks of exactly ``rows`` rows (the last one padded by
+    repeating its first row, the padding's outputs dropped), so that the kernels always see the same
+    batch size: on CPU, oneDNN and NNPACK choose their convolution algorithm (and its rounding) by
+    batch size, so a sample's output would depend on its batch. The network mixes no rows (convs,
+    per-sample group norm and attention), so a row's output is then the same in any batch. None:
+    one call with the whole batch."""
+    if rows is None:
+        return model
 
-
-@contextlib.contextmanager
-def _without_onednn():
-    before = torch._C._get_mkldnn_enabled(), torch._C._get_nnpack_enabled()
-    torch._C._set_mkldnn_enabled(False)
-    torch._C._set_nnpack_enabled(False)
-    try:
-        yield
-    finally:
-        torch._C._set_mkldnn_enabled(before[0])
-        torch._C._set_nnpack_enabled(before[1])
+    def run(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        n = x.shape[0]
+        t = t.reshape(-1).expand(n) if t.numel() == 1 else t
+        outs = []
+        for i in range(0, n, rows):
+            parts = [x[i:i + rows], t[i:i + rows], None if cond is None else cond[i:i + rows]]
+            k = parts[0].shape[0]
+            if k < rows:
+                parts = [None if p is None else torch.cat([p, p[:1].expand(rows - k, *p.shape[1:])]) for p in parts]
+            outs.append(model(*parts)[:k])
+        return torch.cat(outs)
+    return run
 
 
 def sample_to_store(spec: dict, store: Path, model_paths: list[Path], out: Path, device: torch.device,
@@ -221,31 +225,31 @@ def sample_to_store(spec: dict, store: Path, model_paths: list[Path], out: Path,
     arrays, extra = _create_arrays(group, spec, task, b - a)
     nfe: dict[int, int] = {}
     finite = True
-    with batch_invariant_kernels(device):
-        t0 = time.perf_counter()
-        bar = tqdm(total=b - a, desc=f"sample {spec['experiment']} steps {Steps(spec['steps']).label}",
-                   unit="img", disable=not sys.stderr.isatty(), dynamic_ncols=True)
-        for begin in range(a, b, batch):
-            n = min(batch, b - begin)
-            local = slice(begin - a, begin - a + n)  # rows of this store
-            bands = None
-            if task is not None:
-                index = np.arange(offset + begin, offset + begin + n)
-                held = slice(first + offset + begin, first + offset + begin + n)  # held-out floor rows
-                real = torch.from_numpy(np.asarray(source[held])).to(device)
-                y = task.measure(real, index)
-                bands = task.bands(y, index, J, spec["wavelet"], stats)
-                extra["truth"][local] = real.float().cpu().numpy()
-                extra["y"][local] = y.float().cpu().numpy()
-            xs = cascade(models, stats, spec, n, noise.rows(begin, begin + n), device, bands, nfe)
-            finite &= bool(torch.isfinite(xs[0]).all())
-            for k, x in xs.items():
-                arrays[k][local] = x.float().cpu().numpy()
-            bar.update(n)
-            log.info("sampled %d/%d (rows %d..%d of %d)", begin + n - a, b - a, a, b, n_total)
-        bar.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    bar = tqdm(total=b - a, desc=f"sample {spec['experiment']} steps {Steps(spec['steps']).label}",
+               unit="img", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    for begin in range(a, b, batch):
+        n = min(batch, b - begin)
+        local = slice(begin - a, begin - a + n)  # rows of this store
+        bands = None
+        if task is not None:
+            index = np.arange(offset + begin, offset + begin + n)
+            held = slice(first + offset + begin, first + offset + begin + n)  # held-out floor rows
+            real = torch.from_numpy(np.asarray(source[held])).to(device)
+            y = task.measure(real, index)
+            bands = task.bands(y, index, J, spec["wavelet"], stats)
+            extra["truth"][local] = real.float().cpu().numpy()
+            extra["y"][local] = y.float().cpu().numpy()
+        xs = cascade(models, stats, spec, n, noise.rows(begin, begin + n), device, bands, nfe,
+                     KERNEL_ROWS if device.type == "cpu" else None)
+        finite &= bool(torch.isfinite(xs[0]).all())
+        for k, x in xs.items():
+            arrays[k][local] = x.float().cpu().numpy()
+        bar.update(n)
+        log.info("sampled %d/%d (rows %d..%d of %d)", begin + n - a, b - a, a, b, n_total)
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     summary = _cost(spec, nfe, time.perf_counter() - t0, device, batch, b - a)
     if (a, b) != (0, n_total):
         summary["rows"] = [a, b]
