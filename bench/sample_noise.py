@@ -14,7 +14,7 @@ be loaded: each number is the best of ``--repeats`` rounds):
 - ``native``: per-sample generators, one call per batch, oneDNN and NNPACK off (PyTorch's native
   per-sample convolution: also batch-invariant; the alternative not taken).
 
-    python bench/sample_noise.py [--threads 1] [--batch 256] [--steps 4] [--repeats 3]
+    python bench/sample_noise.py [--threads 1] [--batch 256] [--steps 4] [--repeats 3] [--kernel-rows 32]
                                  [--out results/bench/sample_noise.json]
 """
 
@@ -41,6 +41,7 @@ from wsgm.nets.load import build_net  # noqa: E402
 from wsgm.noise import PerSample  # noqa: E402
 
 CPU = torch.device("cpu")
+ROWS = [KERNEL_ROWS]
 VARIANTS = {"before": (False, False), "noise": (True, False), "kernels": (False, True), "after": (True, True),
             "native": (True, "native")}
 
@@ -73,7 +74,7 @@ def native_convolution():
 def run(nets, stats, spec, n, per_sample: bool, invariant) -> float:
     noise = PerSample(0, 0, n) if per_sample else torch.Generator().manual_seed(0)
     ctx = native_convolution() if invariant == "native" else contextlib.nullcontext()
-    rows = KERNEL_ROWS if invariant is True else None
+    rows = ROWS[0] if invariant is True else None
     with torch.no_grad(), ctx:
         t0 = time.perf_counter()
         cascade(nets, stats, spec, n, noise, CPU, kernel_rows=rows)
@@ -86,12 +87,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kernel-rows", type=int, default=KERNEL_ROWS, help="rows per network call (fixed_rows)")
     parser.add_argument("--out", default=str(REPO / "results/bench/sample_noise.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    ROWS[0] = args.kernel_rows
     cfg = config_lib.load(REPO / "config" / "config.yaml")
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
-              "kernel_rows": KERNEL_ROWS,
+              "kernel_rows": args.kernel_rows,
               "platform": platform.platform(), "threads": args.threads, "batch": args.batch, "steps": args.steps,
               "repeats": args.repeats, "experiments": {}}
     for name in cfg["experiments"]:

@@ -9,9 +9,10 @@ batch as its first dimension.
   ``wsgm.samplers.sample`` or ``wsgm.cascade.cascade`` is wrapped in it).
 - :class:`PerSample` owns one CPU generator per global sample index i in [a, b), seeded by
   ``derive_seed(base, i)``: row i of every draw comes from sample i's own generator, in the same
-  order whatever the batch it is computed in. With a batch-invariant network (true of the U-Net on
-  CPU, up to kernel nondeterminism on GPU) and per-sample solver arithmetic, sample i is then the
-  same bits whatever the batch size and whichever shard draws it (``sampling.shards``).
+  order whatever the batch it is computed in. With a batch-invariant network (on CPU: the U-Net
+  run on fixed-size chunks, ``wsgm.cascade.fixed_rows``; on GPU only up to the kernels' batch-size
+  dependence) and per-sample solver arithmetic, sample i is then the same bits whatever the batch
+  size and whichever shard draws it (``sampling.shards``).
 
 Rows are drawn on the CPU (a generator per row, written straight into one buffer) and moved to
 the device once per draw: a CUDA generator per sample would cost a launch per row.
