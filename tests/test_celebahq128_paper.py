@@ -68,13 +68,25 @@ def test_each_model_is_trained_once_and_each_experiment_sampled_at_every_step_co
     for job in plan:
         counts[job["rule"]] = counts.get(job["rule"], 0) + 1
     assert counts == {"fetch_celebahq128": 1, "fetch_inception": 1, "make_dataset": 1, "decompose": 3,
-                      "reference": 3, "train_scale": 6, "sample": 60, "evaluate": 60, "report": 1}
+                      "reference": 3, "train_scale": 6, "sample": 40, "sample_shard": 80, "gather_samples": 20,
+                      "evaluate": 60, "report": 1}
     trained = {(j["wildcards"]["experiment"], int(j["wildcards"]["j"])) for j in plan if j["rule"] == "train_scale"}
     assert trained == {(e, j) for e, J in OWNERS.items() for j in range(J + 1)}
-    sampled = {(j["wildcards"]["experiment"], int(j["wildcards"]["steps"])) for j in plan if j["rule"] == "sample"}
+    sampled = {(j["wildcards"]["experiment"], int(j["wildcards"]["steps"])) for j in plan
+               if j["rule"] in ("sample", "gather_samples")}
     assert sampled == {(e, s) for e in [*OWNERS, *TWINS] for s in STEPS}
+    # the SGM net's sampling (sampling.shards: 4): 4 shards of 1250 samples, one gather, per step count
+    shards = {(j["wildcards"]["experiment"], int(j["wildcards"]["steps"]), j["wildcards"]["i"], j["wildcards"]["K"])
+              for j in plan if j["rule"] == "sample_shard"}
+    assert shards == {(e, s, str(i), "4") for e in ("sgm_quadratic", "sgm_uniform") for s in STEPS for i in range(4)}
     for job in plan:
-        if job["rule"] == "sample":
+        if job["rule"] == "gather_samples":
+            exp, steps = job["wildcards"]["experiment"], job["wildcards"]["steps"]
+            assert sorted(job["input"]) == sorted(
+                p for i in range(4) for p in [f"results/samples/{exp}/shards/steps{steps}/{i}of4.zarr",
+                                              f"results/samples/{exp}/shards/steps{steps}/{i}of4.zarr.prov.json"])
+    for job in plan:
+        if job["rule"] in ("sample", "sample_shard"):
             exp = job["wildcards"]["experiment"]
             owner = TWINS.get(exp, exp)
             models = sorted(p for p in job["input"] if p.endswith(".pt"))
@@ -110,6 +122,10 @@ def test_gpu_jobs_ask_for_realistic_resources(plan):
     runtime = {int(j["wildcards"]["steps"]): int(j["resources"]["runtime"]) for j in by["sample"]}
     assert runtime[2] == 31 and runtime[1024] == 644  # 30 min + 0.6 min per step (10000 samples)
     assert all(runtime[a] <= runtime[b] for a, b in zip(STEPS, STEPS[1:]))
+    assert all(j["resources"].get("gpu") == "1" and int(j["resources"]["mem_mb"]) == 32000 for j in by["sample_shard"])
+    shard = {int(j["wildcards"]["steps"]): int(j["resources"]["runtime"]) for j in by["sample_shard"]}
+    assert shard[2] == 30 and shard[1024] == 183  # a quarter of the samples: 30 min + 0.6 / 4 min per step
+    assert all("gpu" not in j["resources"] and int(j["resources"]["runtime"]) == 30 for j in by["gather_samples"])
     assert {int(j["resources"]["runtime"]) for j in by["evaluate"]} == {60}
 
 

@@ -239,6 +239,33 @@ def test_a_second_invocation_submits_nothing(slurm_run):
     assert records(root) == before
 
 
+@pytest.mark.workflow
+def test_sharded_sampling_under_slurm_equals_a_local_single_job(runs, tmp_path):
+    """sampling.shards: 3 under the SLURM profile: 3 `sample_shard` jobs and 1 `gather_samples`,
+    each its own sbatch, and the gathered store is bit for bit the local run's single `sample` job."""
+    local_run = runs[2]
+    root = make_project(tmp_path / "shards")
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    cfg["experiments"] = {"wsgm": cfg["experiments"]["wsgm"]}  # the same models, data and seed
+    cfg["experiments"]["wsgm"]["sampling"].update(shards=3, batch_size=5)
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/samples/wsgm/steps2.zarr"
+    out = snakemake(root, "--profile", slurm_profile(root), target, timeout=420)
+    jobs = remote_jobs(out)
+    assert jobs.get("sample_shard") == 3 and jobs.get("gather_samples") == 1 and "sample" not in jobs, jobs
+    by_rule: dict[str, int] = {}
+    for jid in dict(SUBMITTED.findall(out)):
+        by_rule[rule_of(jid)] = by_rule.get(rule_of(jid), 0) + 1
+    assert by_rule["sample_shard"] == 3 and by_rule["gather_samples"] == 1, by_rule
+    a, b = (zarr.open_group(str(r / target), mode="r") for r in (root, local_run))
+    assert sorted(a.array_keys()) == sorted(b.array_keys()) == ["x0", "x1", "x2"]
+    for k in a.array_keys():
+        assert np.array_equal(a[k][:], b[k][:]), k
+    rec = json.loads((root / f"{target}.prov.json").read_text())
+    shard_jobs = {job_id(s["record"]) for s in rec["extra"]["shards"]}
+    assert len(shard_jobs) == 3 and None not in shard_jobs and job_id(rec) not in shard_jobs
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 def _own_cluster() -> bool:

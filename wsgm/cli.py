@@ -126,30 +126,74 @@ def cmd_train(args):
     write_loss_curve(out)
 
 
-def cmd_sample(args):
-    from wsgm.cascade import sample_to_store
-
+def _sample_spec(args) -> tuple[dict, _LazyConfig]:
     def build(cfg):
         if args.inverse:
             return specs.inverse(cfg, args.experiment, args.inverse, args.steps)
         return specs.sample(cfg, args.experiment, args.steps)
 
-    spec, cfg = _spec(args, build)
+    return _spec(args, build)
+
+
+def _shard_rows(args, spec: dict) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """(shard (i, K) or None, global rows or None) from --shard / --rows."""
+    from wsgm import shards
+
+    if args.shard and args.rows:
+        raise UserError("give --shard I/K or --rows A:B, not both")
+    if args.shard:
+        i, k = shards.parse(args.shard)
+        return (i, k), shards.rows(i, k, spec["sampling"]["n_samples"])
+    return None, (shards.parse_rows(args.rows) if args.rows else None)
+
+
+def cmd_sample(args):
+    from wsgm.cascade import sample_to_store
+
+    spec, cfg = _sample_spec(args)
+    shard, rows = _shard_rows(args, spec)
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     models = [Path(m) for m in (args.models or specs.model_paths(cfg, spec["experiment"]))]
     inputs = {"store": store, **{f"model{j}": m for j, m in enumerate(models)}}
     truth = None
-    if "inverse" in spec:
+    task = spec["inverse"]["name"] if "inverse" in spec else None
+    if task:
         truth = Path(args.truth or specs.data_path(cfg["experiments"][spec["experiment"]]["dataset"]))
-        out = Path(args.out or specs.inverse_path(spec["experiment"], spec["inverse"]["name"], spec["steps"]))
         inputs["truth"] = truth
     elif args.truth or args.inverse:
         raise UserError("--inverse TASK and --truth go together (or a --spec holding 'inverse')")
+    if args.out:
+        out = Path(args.out)
+    elif shard:
+        out = Path(specs.shard_path(spec["experiment"], spec["steps"], *shard, task))
+    elif rows:
+        raise UserError("--rows writes a part of the samples: give its store with --out")
     else:
-        out = Path(args.out or specs.samples_path(spec["experiment"], spec["steps"]))
+        out = Path(specs.inverse_path(spec["experiment"], task, spec["steps"]) if task
+                   else specs.samples_path(spec["experiment"], spec["steps"]))
     device = _device(spec)
+    batch = args.batch_size or (cfg["experiments"][spec["experiment"]]["sampling"]["batch_size"]
+                                if args.config else None)
     run_stage("sample", spec, inputs, {"samples": (out, True)},
-              lambda t: sample_to_store(spec, store, models, t["samples"], device, truth, args.offset), str(device))
+              lambda t: sample_to_store(spec, store, models, t["samples"], device, truth, args.offset,
+                                        batch=batch, rows=rows), str(device))
+
+
+def cmd_gather(args):
+    from wsgm import shards
+
+    spec, cfg = _sample_spec(args)
+    task = spec["inverse"]["name"] if "inverse" in spec else None
+    if args.shards:
+        paths = [Path(p) for p in args.shards]
+    else:
+        k = args.count or cfg["experiments"][spec["experiment"]]["sampling"]["shards"]
+        paths = [Path(p) for p in specs.shard_paths(spec["experiment"], spec["steps"], k, task)]
+    out = Path(args.out or (specs.inverse_path(spec["experiment"], task, spec["steps"]) if task
+                            else specs.samples_path(spec["experiment"], spec["steps"])))
+    ordered, records = shards.check(spec, paths)
+    run_stage("sample", spec, shards.inputs_of(records[0]), {"samples": (out, True)},
+              lambda t: shards.gather(spec, ordered, records, t["samples"]), records[0].get("device", "cpu"))
 
 
 def cmd_likelihood(args):
@@ -363,6 +407,19 @@ def _parser() -> argparse.ArgumentParser:
                         "superres = super-resolution from the real low-pass")
     s.add_argument("--truth", help="inverse: the dataset store whose images are measured (default: the "
                                    "experiment's dataset; its held-out floor images are measured, from --offset)")
+    s.add_argument("--batch-size", type=int, help="samples per batch (runtime: the samples do not depend on it; "
+                                                  "default: sampling.batch_size with --config, else 256)")
+    s.add_argument("--shard", help="I/K: draw only shard I of K (contiguous rows, np.array_split boundaries); "
+                                   "`wsgm gather` joins the K shard stores")
+    s.add_argument("--rows", help="A:B: draw only the global sample rows A..B-1 (with --out)")
+    s = stage("gather", cmd_gather, "join the shard stores of `wsgm sample --shard I/K` into one store")
+    s.add_argument("--experiment")
+    s.add_argument("--steps", type=Steps, help="steps at every scale (8), or per scale 0..J (8-8-32)")
+    s.add_argument("--inverse", choices=specs.INVERSE_TASKS, help="gather an inverse problem's shards")
+    s.add_argument("--shards", nargs="+", help="the shard stores (default: the results layout's, K = "
+                                               "--count or sampling.shards)")
+    s.add_argument("--count", type=int, help="K, the number of shards (with --config, default sampling.shards)")
+    s.add_argument("--out", help="the gathered store (default: the results layout's samples store)")
     s = stage("likelihood", cmd_likelihood, "bits/dim of real images (probability-flow ODE, per scale)")
     s.add_argument("--experiment")
     s.add_argument("--data", help="dataset store of the images (default: the experiment's dataset)")

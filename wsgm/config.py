@@ -355,6 +355,7 @@ def _check_counts(cfg: dict, name: str, exp: dict, warnings: list[str]) -> None:
             f"compares two distributions and needs at least {sizes.MIN_SAMPLES} images on each side (with "
             f"1, FID's covariance is NaN and evaluate fails after training). Fix: set n_samples to at "
             f"least {sizes.MIN_SAMPLES} ({sizes.MIN_MEANINGFUL}+ for meaningful metrics)")
+    _check_shards(name, exp)
     if ds["n_floor"] < n_samples:
         raise ConfigError(
             f"config error at 'datasets.{ds_name}.n_floor': experiment {name!r} draws n_samples = {n_samples}, "
@@ -384,6 +385,23 @@ def _check_counts(cfg: dict, name: str, exp: dict, warnings: list[str]) -> None:
                 f"config warning at '{m_key}': experiment {name!r}: {why} (kid_subset_size "
                 f"{fid['kid_subset_size']}, capped at the images on each side: {counts}). Fix: raise it "
                 f"to {sizes.MIN_MEANINGFUL} or more, or drop kid from experiments.{name}.metrics")
+
+
+def _check_shards(name: str, exp: dict) -> None:
+    """sampling.shards: every shard draws at least one sample, and the sampler is batch-invariant."""
+    from wsgm import solvers
+
+    sampling = exp["sampling"]
+    k, n = sampling.get("shards", 1), sampling["n_samples"]
+    key = f"experiments.{name}.sampling.shards"
+    if k > n:
+        raise ConfigError(f"config error at '{key}': {k} shards of n_samples = {n} samples would leave "
+                          f"shards without a sample. Fix: set shards to at most {n} (or raise n_samples)")
+    if k > 1 and not solvers.get(sampling["sampler"]).batch_invariant:
+        raise ConfigError(f"config error at '{key}': sampler {sampling['sampler']!r} controls its step size "
+                          f"over the whole batch, so its samples depend on how they are split and {k} shards "
+                          f"would not give the samples of one job. Fix: set shards: 1, or use a "
+                          f"batch-invariant sampler (heun, dpmpp_2m, edm, ...)")
 
 
 def _check_steps(where: str, steps) -> None:

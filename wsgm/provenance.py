@@ -127,6 +127,11 @@ def rule_for(output: str | Path, record: dict | None = None) -> str | None:
     if stage == "fetch":
         parent = Path(output).parent.name
         return "fetch_inception" if parent == "resources" else f"fetch_{parent}"
+    extra = (record or {}).get("extra")
+    if stage == "sample" and isinstance(extra, dict) and "shards" in extra:  # gathered shards
+        return "gather_inverse" if inverse else "gather_samples"
+    if stage == "sample" and isinstance(extra, dict) and "rows" in extra:  # one shard
+        return "inverse_shard" if inverse else "sample_shard"
     if stage in ("sample", "evaluate") and inverse:
         return f"inverse_{stage}"
     if stage in ("sample", "evaluate") and isinstance(spec, dict) and "snapshot" in spec:
@@ -144,6 +149,8 @@ def _rule_from_layout(output: Path) -> str | None:
         return "make_dataset"
     if kind == "inverse":
         return "inverse_evaluate" if name.endswith(".json") else "inverse_sample"
+    if kind == "shards":  # results/{samples,inverse}/E/shards/S/IofK.zarr
+        return "inverse_shard" if output.parents[3].name == "inverse" else "sample_shard"
     rule = {"decomposed": "decompose", "models": "train_scale", "samples": "sample",
             "metrics": "evaluate", "reference": "reference"}.get(kind)
     if rule in ("sample", "evaluate") and ".at" in name:  # a learning-curve point (steps8.at0.25.json)

@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 import torch
 
-from wsgm import solvers
+from wsgm import noise, solvers
+from wsgm.noise import Noise
 from wsgm.sde import SDE
 from wsgm.solvers import Context, Counted, EpsFn
 from wsgm.time_grids import GRIDS, time_grid
@@ -59,26 +60,30 @@ def relevant(sampling: dict) -> dict:
 
 @torch.no_grad()
 def sample(eps_fn: EpsFn, sde: SDE, shape: tuple[int, ...], steps: int, sampler: str = "em",
-           grid: str = "uniform", generator: torch.Generator | None = None,
+           grid: str = "uniform", generator: Noise | torch.Generator | None = None,
            device: torch.device | str = "cpu", *, snr: float = 0.16, corrector_steps: int = 1,
            denoise: bool = False, rtol: float = 1e-5, atol: float = 1e-5, rho: float = 7.0,
            eta: float = 0.0, churn: float = 0.0, churn_min: float = 0.0, churn_max: float | None = None,
            churn_noise: float = 1.0, x_init: torch.Tensor | None = None, info: dict | None = None,
            project: Callable[[torch.Tensor, float], torch.Tensor] | None = None) -> torch.Tensor:
-    """Draw ``shape`` samples at t = eps (or x̂_0 with ``denoise``); ``x_init`` overrides the prior draw."""
+    """Draw ``shape`` samples at t = eps (or x̂_0 with ``denoise``); ``x_init`` overrides the prior draw.
+
+    ``generator``: the noise source of every draw (``wsgm.noise``: a ``PerSample`` source makes each
+    sample independent of its batch), or a ``torch.Generator`` shared by the batch."""
     solver = solvers.get(sampler)
     if project is not None and not solver.projectable:
         raise ValueError(f"sampler {sampler!r} cannot project onto measurements (a deterministic ODE "
                          f"solver); use one of {PROJECTABLE} for inverse problems")
     f = Counted(eps_fn, sde, shape[0], device)
+    source = noise.source(generator)
     if x_init is None:
-        x = sde.prior_std() * torch.randn(shape, generator=generator, device=device)
+        x = sde.prior_std() * source.randn(shape, device)
     else:
         x = x_init.to(device)
     ts = [sde.T] if solver.nfe_per_step == 0 else time_grid(sde, steps, grid, rho).tolist()
     opts = {"snr": snr, "corrector_steps": corrector_steps, "rtol": rtol, "atol": atol, "eta": eta,
             "churn": churn, "churn_min": churn_min, "churn_max": churn_max, "churn_noise": churn_noise}
-    ctx = Context(f, sde, ts, _keep if project is None else project, opts, generator, device)
+    ctx = Context(f, sde, ts, _keep if project is None else project, opts, source, device)
     x = solver.run(ctx, x)
     if denoise:
         m, s = (float(v) for v in sde.marginal(torch.tensor(sde.eps, dtype=torch.float64)))

@@ -47,7 +47,7 @@ STAGE_MODULES = {
 }
 # The CLI function each stage runs through (part of its code version).
 STAGE_COMMANDS = {"dataset": "cmd_dataset", "fetch": "cmd_fetch", "decompose": "cmd_decompose",
-                  "train": "cmd_train", "sample": "cmd_sample", "evaluate": "cmd_evaluate",
+                  "train": "cmd_train", "sample": ("cmd_sample", "cmd_gather"), "evaluate": "cmd_evaluate",
                   "report": "cmd_report", "reference": "cmd_reference", "inverse_evaluate": ("cmd_evaluate", "cmd_evaluate_inverse"),
                   "likelihood": "cmd_likelihood"}
 INCEPTION_WEIGHTS = "resources/inception-v3-compat.pth"
@@ -175,7 +175,9 @@ def sample(cfg: dict, exp_name: str, steps) -> dict:
     exp = experiment(cfg, exp_name)
     steps = Steps(steps).spec_value
     ds = cfg["datasets"][exp["dataset"]]
-    sampling = samplers.relevant({k: v for k, v in exp["sampling"].items() if k != "steps"})
+    sampling = samplers.relevant({k: v for k, v in exp["sampling"].items() if k not in RUNTIME_SAMPLING})
+    if not batch_invariant(sampling["sampler"]):  # its samples depend on the batch they are drawn in
+        sampling["batch_size"] = exp["sampling"]["batch_size"]
     return {"stage": "sample", "experiment": exp_name, "steps": steps, "J": exp["J"],
             "wavelet": exp["wavelet"], "sde": sde_lib.relevant(exp["sde"]), "sampling": sampling,
             "shape": [sampling["n_samples"], ds["channels"], ds["size"], ds["size"]],
@@ -204,6 +206,33 @@ def sample_snapshot(cfg: dict, exp_name: str, steps, fraction) -> dict:
 
 def evaluate_snapshot(cfg: dict, exp_name: str, steps, fraction) -> dict:
     return {**evaluate(cfg, exp_name, steps), **snapshot_entry(cfg, exp_name, fraction)}
+
+
+# sampling keys that are not result parameters: the step list (one job per entry), the batch size
+# (per-sample randomness: the samples do not depend on it, but for rk45) and the shard count
+RUNTIME_SAMPLING = ("steps", "batch_size", "shards")
+
+
+def batch_invariant(sampler: str) -> bool:
+    """Whether a sampler's samples are independent of their batch (all but rk45)."""
+    return samplers.solvers.get(sampler).batch_invariant
+
+
+def shards(cfg: dict, exp_name: str) -> int:
+    """K, the number of jobs an experiment's sampling (and inverse problems) is split into."""
+    return int(experiment(cfg, exp_name)["sampling"].get("shards", 1))
+
+
+def sharded_pattern(cfg: dict, sharded: bool) -> str:
+    """Regex of the experiment names whose sampling is (``sharded``) or is not split into shards
+    (the wildcard constraint choosing between the rules `sample` and `gather_samples`)."""
+    names = [n for n in cfg["experiments"] if (shards(cfg, n) > 1) == sharded]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def batch_size(cfg: dict, exp_name: str) -> int:
+    """The batch size of an experiment's sampling jobs (a runtime setting, ``--batch-size``)."""
+    return int(experiment(cfg, exp_name)["sampling"]["batch_size"])
 
 
 def likelihood(cfg: dict, exp_name: str, n: int = 64, offset: int | None = None, estimator: str = "rademacher",
@@ -321,6 +350,9 @@ REFERENCE = f"{RESULTS}/reference/{{dataset}}/{{wavelet}}_J{{J}}.npz"
 INVERSE = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.zarr"
 INVERSE_METRICS = f"{RESULTS}/inverse/{{experiment}}/{{task}}_steps{{steps}}.json"
 LIKELIHOOD = f"{RESULTS}/likelihood/{{experiment}}.json"
+# shard i of K of a sample / inverse store (sampling.shards > 1), joined into SAMPLES / INVERSE
+SHARD = f"{RESULTS}/samples/{{experiment}}/shards/steps{{steps}}/{{i}}of{{K}}.zarr"
+INVERSE_SHARD = f"{RESULTS}/inverse/{{experiment}}/shards/{{task}}_steps{{steps}}/{{i}}of{{K}}.zarr"
 REPORT_DIR = f"{RESULTS}/report"
 BENCH_DIR = f"{RESULTS}/bench"
 
@@ -421,6 +453,17 @@ def samples_path(exp_name: str, steps) -> str:
 
 def inverse_path(exp_name: str, task: str, steps) -> str:
     return INVERSE.format(experiment=exp_name, task=task, steps=Steps(steps).label)
+
+
+def shard_path(exp_name: str, steps, i: int, k: int, task: str | None = None) -> str:
+    """Shard i of k of a sample store (of an inverse problem's store with ``task``)."""
+    if task:
+        return INVERSE_SHARD.format(experiment=exp_name, task=task, steps=Steps(steps).label, i=i, K=k)
+    return SHARD.format(experiment=exp_name, steps=Steps(steps).label, i=i, K=k)
+
+
+def shard_paths(exp_name: str, steps, k: int, task: str | None = None) -> list[str]:
+    return [shard_path(exp_name, steps, i, k, task) for i in range(k)]
 
 
 def inverse_metrics_path(exp_name: str, task: str, steps) -> str:

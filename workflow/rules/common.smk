@@ -89,3 +89,29 @@ def get_inception(w):
 
 def get_checkpoint(w):
     return specs.checkpoint_path(w.experiment, int(w.j))
+
+
+class Runtime:
+    """A params: value Snakemake does not compare (not a builtin type, so its params trigger skips
+    it): a runtime setting that does not change results, such as the sampling batch size."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return str(self.value)
+
+
+def runtime(fn):
+    """params: entry of a runtime setting ``fn(wildcards)``: editing it reruns nothing."""
+    return lambda w: Runtime(fn(w))
+
+
+def get_shards(w):
+    """The K shard stores a gather job joins (sampling.shards of the experiment)."""
+    task = getattr(w, "task", None)
+    return specs.shard_paths(w.experiment, w.steps, specs.shards(config, w.experiment), task)
+
+
+def get_shard_records(w):
+    return [record(p) for p in get_shards(w)]

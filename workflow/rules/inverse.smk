@@ -13,8 +13,11 @@ rule inverse_sample:
     output:
         samples=directory(specs.INVERSE),
         record=record(specs.INVERSE),
+    wildcard_constraints:
+        experiment=specs.sharded_pattern(config, False),
     params:
         spec=spec_param("inverse", exp_name="experiment", task="task", steps="steps"),
+        batch_size=runtime(lambda w: specs.batch_size(config, w.experiment)),
     threads: 1
     conda:
         ENV
@@ -24,8 +27,58 @@ rule inverse_sample:
         specs.benchmark_path("inverse", "{experiment}_{task}_steps{steps}")
     shell:
         "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
-        " --truth {input.data} --out {output.samples} --threads {threads}"
+        " --truth {input.data} --out {output.samples} --batch-size {params.batch_size} --threads {threads}"
         " > {log} 2>&1"
+
+
+# sampling.shards = K > 1: as sample_shard / gather_samples (workflow/rules/sample.smk)
+rule inverse_shard:
+    input:
+        store=get_store,
+        models=get_models,
+        data=get_dataset_data,
+    output:
+        samples=temp(directory(specs.INVERSE_SHARD)),
+        record=temp(record(specs.INVERSE_SHARD)),
+    wildcard_constraints:
+        experiment=specs.sharded_pattern(config, True),
+        i=r"\d+",
+        K=r"\d+",
+    params:
+        spec=spec_param("inverse", exp_name="experiment", task="task", steps="steps"),
+        batch_size=runtime(lambda w: specs.batch_size(config, w.experiment)),
+    threads: 1
+    conda:
+        ENV
+    log:
+        specs.log_path("inverse", "{experiment}_{task}_steps{steps}_shard{i}of{K}"),
+    benchmark:
+        specs.benchmark_path("inverse", "{experiment}_{task}_steps{steps}_shard{i}of{K}")
+    shell:
+        "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
+        " --truth {input.data} --shard {wildcards.i}/{wildcards.K} --out {output.samples}"
+        " --batch-size {params.batch_size} --threads {threads} > {log} 2>&1"
+
+
+rule gather_inverse:
+    input:
+        shards=get_shards,
+        records=get_shard_records,
+    output:
+        samples=directory(specs.INVERSE),
+        record=record(specs.INVERSE),
+    wildcard_constraints:
+        experiment=specs.sharded_pattern(config, True),
+    params:
+        spec=spec_param("inverse", exp_name="experiment", task="task", steps="steps"),
+    threads: 1
+    conda:
+        ENV
+    log:
+        specs.log_path("inverse", "{experiment}_{task}_steps{steps}_gather"),
+    shell:
+        "python -m wsgm gather --spec {params.spec:q} --shards {input.shards} --out {output.samples}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule inverse_evaluate:

@@ -15,6 +15,7 @@ rule sample_snapshot:
         record=record(specs.SAMPLES_SNAPSHOT),
     params:
         spec=spec_param("sample_snapshot", exp_name="experiment", steps="steps", fraction="frac"),
+        batch_size=runtime(lambda w: specs.batch_size(config, w.experiment)),
     threads: 1
     conda:
         ENV
@@ -24,7 +25,7 @@ rule sample_snapshot:
         specs.benchmark_path("sample", "{experiment}_steps{steps}.at{frac}")
     shell:
         "python -m wsgm sample --spec {params.spec:q} --store {input.store} --models {input.models}"
-        " --out {output.samples} --threads {threads} > {log} 2>&1"
+        " --out {output.samples} --batch-size {params.batch_size} --threads {threads} > {log} 2>&1"
 
 
 rule evaluate_snapshot:

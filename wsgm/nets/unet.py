@@ -197,7 +197,12 @@ class UNet(nn.Module):
                 expected = (n, self.cond_channels, height, width)
                 raise ValueError(f"cond shape {tuple(cond.shape)} != expected {expected}")
             x = torch.cat([x, cond], dim=1)
-        t = t.reshape(-1).expand(n) if t.numel() == 1 else t.reshape(n)
+        t = t.reshape(-1) if t.numel() == 1 else t.reshape(n)
+        if not self.training and t.numel() > 1 and bool((t == t[0]).all()):
+            t = t[:1]
+        # one time for the whole batch (sampling, in eval mode; training never pays the check):
+        # embed it once, as one row broadcast over the batch, so that a sample's output does not
+        # depend on the batch size (a GEMM's rounding depends on its number of rows)
         emb = F.silu(self.time_mlp(timestep_embedding(t, self.channels).to(x.dtype)))
 
         h = self.conv_in(x)

@@ -10,7 +10,11 @@ noise=...)``:
 - ``keys``: the ``sampling`` config keys it reads (the others do not trigger reruns);
 - ``noise(opts)``: the weight η² of the reverse SDE in its continuous-time limit,
   dx = [f x - (1 + η²)/2 g² ∇log p] dt + η g dW̄ (0: the probability-flow ODE, 1: the reverse
-  SDE); ``wsgm.theory`` uses it for the reference law.
+  SDE); ``wsgm.theory`` uses it for the reference law;
+- ``batch_invariant`` (default True): each sample's arithmetic is its own (no batch-wide step
+  control or norm), so with per-sample noise (``wsgm.noise.PerSample``) a sample does not depend
+  on the batch it is computed in; False (rk45) keeps ``batch_size`` a result parameter and
+  refuses ``sampling.shards`` > 1.
 
 Modules: ``classic`` (em, ancestral, pc, pf_ode, heun, rk45), ``exponential`` (ddim,
 dpmpp_2m: exponential integrators in λ, data prediction), ``edm`` (Karras et al.'s Heun).
@@ -24,6 +28,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from wsgm.noise import Noise
+from wsgm.noise import source as noise_source
 from wsgm.sde import SDE
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -38,17 +44,18 @@ class Solver:
     keys: tuple[str, ...]
     noise: Callable[[dict], float]
     doc: str = ""
+    batch_invariant: bool = True
 
 
 REGISTRY: dict[str, Solver] = {}
 
 
 def register(name: str, *, nfe_per_step: int, projectable: bool, keys: tuple[str, ...] = (),
-             noise: float | Callable[[dict], float] = 0.0):
+             noise: float | Callable[[dict], float] = 0.0, batch_invariant: bool = True):
     def deco(fn):
         level = noise if callable(noise) else (lambda opts, v=float(noise): v)
         REGISTRY[name] = Solver(name, fn, nfe_per_step, projectable, tuple(keys), level,
-                                " ".join((fn.__doc__ or "").split()))
+                                " ".join((fn.__doc__ or "").split()), batch_invariant)
         return fn
     return deco
 
@@ -83,14 +90,15 @@ class Counted:
 @dataclass
 class Context:
     """What a solver sees: the counted model ``f``, the process, the grid ``ts`` (floats, T → eps),
-    the projection hook, the solver's options and the noise source."""
+    the projection hook, the solver's options and the noise source (``wsgm.noise``: shared, or
+    one generator per sample index; every draw goes through :meth:`noise`)."""
 
     f: Counted
     sde: SDE
     ts: list[float]
     project: Callable[[torch.Tensor, float], torch.Tensor]
     opts: dict = field(default_factory=dict)
-    generator: torch.Generator | None = None
+    source: Noise | None = None
     device: torch.device | str = "cpu"
 
     @property
@@ -98,7 +106,7 @@ class Context:
         return len(self.ts) - 1
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(like.shape, generator=self.generator, device=self.device, dtype=like.dtype)
+        return noise_source(self.source).randn(like.shape, self.device, like.dtype)
 
     def marginals(self) -> list[tuple[float, float]]:
         """(m, s) at every grid time (one vectorized float64 call)."""

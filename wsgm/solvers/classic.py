@@ -7,7 +7,8 @@
   signal-to-noise step rule (Song et al. 2021) at each time, then an EM predictor step;
 - ``pf_ode``: Euler on the probability-flow ODE; ``heun``: Heun (2nd order, 2 evaluations per
   step); ``rk45``: adaptive Dormand–Prince (scipy) on the PF ODE, ``steps`` unused,
-  tolerance ``rtol``/``atol``.
+  tolerance ``rtol``/``atol`` (one step-size control for the whole batch, so its samples depend on
+  the batch: the one solver that is not batch-invariant).
 The stochastic ones project after every predictor and corrector step; the ODE ones cannot.
 """
 
@@ -86,18 +87,21 @@ def heun(ctx: Context, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@register("rk45", nfe_per_step=0, projectable=False, keys=("rtol",))
+@register("rk45", nfe_per_step=0, projectable=False, keys=("rtol",), batch_invariant=False)
 def rk45(ctx: Context, x: torch.Tensor) -> torch.Tensor:
-    """Adaptive Dormand–Prince (scipy) on the probability-flow ODE; steps unused."""
+    """Adaptive Dormand–Prince (scipy) on the probability-flow ODE; steps unused. One error
+    control for the whole batch: a sample depends on its batch (not batch-invariant)."""
     return _rk45(ctx.f, x, ctx.sde.T, ctx.sde.eps, ctx.opts["rtol"], ctx.opts["atol"])
 
 
 def _langevin(f: Counted, x: torch.Tensor, t: float, snr: float, z: torch.Tensor) -> torch.Tensor:
-    """One Langevin step at time t, step size 2 (snr |z| / |score|)² with batch-mean norms (Song et al.)."""
+    """One Langevin step at time t, step size 2 (snr |z| / |score|)² per sample (Song et al.'s rule;
+    their code takes batch-mean norms, which would make a sample depend on the others in its batch
+    and so on the batch size and on ``sampling.shards``)."""
     grad = f.score(x, t)
-    g_norm = grad.reshape(grad.shape[0], -1).norm(dim=1).mean()
-    z_norm = z.reshape(z.shape[0], -1).norm(dim=1).mean()
-    step = 2 * (snr * z_norm / g_norm.clamp_min(1e-30)) ** 2
+    g_norm = grad.reshape(grad.shape[0], -1).norm(dim=1)
+    z_norm = z.reshape(z.shape[0], -1).norm(dim=1)
+    step = (2 * (snr * z_norm / g_norm.clamp_min(1e-30)) ** 2).view(-1, *[1] * (x.dim() - 1))
     return x + step * grad + (2 * step).sqrt() * z
 
 
