@@ -99,6 +99,13 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     if kind == "type":
         return (f"config error at '{key}': {error.instance!r} has the wrong type, expected "
                 f"{error.validator_value}. Fix: write a value of that type")
+    if kind in ("oneOf", "anyOf"):  # a value none of the alternatives accepts
+        branches = [_resolve_ref(b) for b in error.validator_value]
+        types = [b.get("type") for b in branches]
+        if all(isinstance(t, str) for t in types) and not any(_json_kind(error.instance) == t or (
+                t in ("number", "integer") and _json_kind(error.instance) == "number") for t in types):
+            return (f"config error at '{key}': {error.instance!r} has the wrong type, expected one of "
+                    f"{types}. Fix: write a value of one of those types")
     desc = error.schema.get("description", "")
     hint = f" ({desc.strip()})" if desc else ""
     return f"config error at '{key}': {error.message}{hint}. Fix: change the value to satisfy this"
