@@ -107,13 +107,25 @@ def trained_pattern(cfg: dict) -> str:
     return "|".join(map(re.escape, trained_experiments(cfg)))
 
 
+# train keys that are resources, not results (like threads): out of the hashed spec, so editing
+# them reruns nothing and a checkpoint resumes under another process count
+TRAIN_RESOURCES = ("gpus", "nodes")
+
+
+def train_processes(cfg: dict, exp_name: str) -> tuple[int, int]:
+    """(DDP processes per node = train.gpus, train.nodes) of an experiment's training jobs."""
+    tcfg = experiment(cfg, models_owner(cfg, exp_name))["train"]
+    return int(tcfg.get("gpus", 1)), int(tcfg.get("nodes", 1))
+
+
 def train(cfg: dict, exp_name: str, scale: int) -> dict:
     exp_name = models_owner(cfg, exp_name)  # a sharing experiment trains nothing of its own
     exp, scale = experiment(cfg, exp_name), int(scale)
     if not 0 <= scale <= exp["J"]:
         raise KeyError(f"scale {scale} is outside 0..J={exp['J']} for experiment {exp_name!r}")
     return {"stage": "train", "experiment": exp_name, "scale": scale, "J": exp["J"],
-            "sde": sde_lib.relevant(exp["sde"]), "net": _net(exp), "train": exp["train"],
+            "sde": sde_lib.relevant(exp["sde"]), "net": _net(exp),
+            "train": {k: v for k, v in exp["train"].items() if k not in TRAIN_RESOURCES},
             "seed": cfg["seed"], "device": cfg["device"], "code": _code("train")}
 
 
