@@ -22,7 +22,7 @@ from wsgm.errors import UserError
 from wsgm.losses import DSMLoss
 from wsgm.sde import build
 
-from .helpers import REPO, make_project, snakemake
+from .helpers import REPO, assert_same_weights, make_project, snakemake
 
 PY = "/venv/bin/python"
 
@@ -117,21 +117,6 @@ def _run(*args, **kw) -> str:
     return out
 
 
-def assert_same_weights(a: Path, b: Path) -> None:
-    """The same training run to floating-point rounding. The loss of every step (which a different
-    batch or different noise would move at the 1e-2 level) agrees to 1e-5; the weights to 1e-2 in
-    relative L2 norm (measured: 2e-3 after 60 steps). They cannot agree to 1e-5: the all-reduce sums
-    the gradient in another order, and AdamW divides each coordinate's step by its gradient's RMS,
-    so coordinates whose gradient is at rounding level (zero-initialized output layers) move by
-    about lr per step in a direction that rounding decides."""
-    wa, wb = (torch.load(p, weights_only=True) for p in (a, b))
-    assert len(wa["losses"]) == len(wb["losses"])
-    assert max(abs(u - v) for u, v in zip(wa["losses"], wb["losses"])) < 1e-5
-    x = torch.cat([v.flatten() for v in wa["ema"].values() if v.is_floating_point()])
-    y = torch.cat([wb["ema"][k].flatten() for k, v in wa["ema"].items() if v.is_floating_point()])
-    assert ((x - y).norm() / x.norm()).item() < 1e-2
-
-
 @pytest.fixture
 def config_file(tmp_path) -> Path:
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
@@ -221,5 +206,5 @@ def test_editing_train_gpus_reruns_nothing(tmp_path):
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(root, "results/models/sgm/scale0.pt", "--dry-run")
     assert "Nothing to be done" in out, out[-3000:]
-    out = snakemake(root, "results/models/sgm/scale0.pt", "--dry-run", "--forcerun", "train_scale")
+    out = snakemake(root, "results/models/sgm/scale0.pt", "--dry-run", "--forcerun", "train_scale", "--printshellcmds")
     assert "gpu=2" in out and "gpus_per_node=2" in out and "--gpus 2 --nodes 1" in out, out[-3000:]

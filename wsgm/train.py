@@ -290,7 +290,8 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             ckpt.set_aside(f"it does not fit this run's model or optimizer: {reason}")
             return train(spec, store, out, checkpoint, device)  # afresh: model, RNGs and data order
-        log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
+        if rank == 0:
+            log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
     if rank > 0:  # its own stream for dropout masks (rank 0 keeps a plain run's; the checkpoint holds rank 0's)
         torch.manual_seed(derive_seed(spec["seed"], "train-rank", spec["experiment"], j, rank, start))
     net = model
