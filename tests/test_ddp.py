@@ -166,31 +166,50 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.slow
-def test_a_signal_to_one_rank_stops_both_at_one_step_and_the_rerun_resumes(tmp_path, tiny_store, config_file):
-    _, store = tiny_store
-    cfg = yaml.safe_load(config_file.read_text())
-    cfg["experiments"]["wsgm"]["train"].update(steps=400)
-    config_file.write_text(yaml.safe_dump(cfg))
-    ckpt = tmp_path / "two.ckpt"
-    proc = _train(tmp_path, store, "two", 2, config_file)
+def _interrupt(tmp: Path, store: Path, config_file: Path, target, after_step: int = 0) -> tuple[int, str]:
+    """Start a 2-process run, wait for a checkpoint past ``after_step``, send SIGUSR1 to
+    ``target(launcher pid, worker pids)``; (the checkpoint's step, the run's output)."""
+    ckpt = tmp / "two.ckpt"
+    proc = _train(tmp, store, "two", 2, config_file)
     try:
         deadline = time.time() + 240
-        while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+
+        def step():
+            try:
+                return torch.load(ckpt, weights_only=True)["step"] if ckpt.exists() else 0
+            except Exception:  # being replaced
+                return 0
+        while step() <= after_step and time.time() < deadline and proc.poll() is None:
             time.sleep(0.2)
         workers = _children(proc.pid)
-        assert ckpt.exists() and len(workers) == 2, (workers, proc.poll())
-        os.kill(max(workers), signal.SIGUSR1)  # one worker only (as if SLURM signalled one task)
+        assert len(workers) == 2, (workers, proc.poll())
+        os.kill(target(proc.pid, workers), signal.SIGUSR1)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 143, out[-3000:]
-    step = torch.load(ckpt, weights_only=True)["step"]
+    return torch.load(ckpt, weights_only=True)["step"], out
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_or_the_launcher_stops_all_at_one_step_and_the_rerun_resumes(
+        tmp_path, tiny_store, config_file):
+    _, store = tiny_store
+    cfg = yaml.safe_load(config_file.read_text())
+    cfg["experiments"]["wsgm"]["train"].update(steps=400)
+    config_file.write_text(yaml.safe_dump(cfg))
+    ckpt = tmp_path / "two.ckpt"
+    # one worker only (as if SLURM signalled one task): both ranks stop at the checkpoint's step
+    step, out = _interrupt(tmp_path, store, config_file, lambda launcher, workers: max(workers))
     assert 0 < step < 400 and not (tmp_path / "two.pt").exists()
-    assert f"at step {step}" in out, out[-3000:]  # both ranks stopped at the checkpoint's step
-    out = _run(tmp_path, store, "two", 2, config_file)
+    assert f"at step {step}" in out, out[-3000:]
+    # the launcher (sbatch --signal=USR1 reaches every process of the step): torchrun forwards it
+    again, out = _interrupt(tmp_path, store, config_file, lambda launcher, workers: launcher, step)
     assert f"resuming from {ckpt} at step {step}/400" in out
+    assert step < again < 400 and f"at step {again}" in out, out[-3000:]
+    out = _run(tmp_path, store, "two", 2, config_file)
+    assert f"resuming from {ckpt} at step {again}/400" in out
     _run(tmp_path, store, "one", 1, config_file)
     assert_same_weights(tmp_path / "one.pt", tmp_path / "two.pt")
 

@@ -258,19 +258,15 @@ def _restart_slurmd():
     subprocess.run(["/usr/sbin/slurmd"], check=True, timeout=30)
 
 
-def _training_project(root: Path, gpus: int, steps: int, inputs_from: Path | None = None) -> Path:
+def _training_project(root: Path, gpus: int, steps: int) -> Path:
     """A project training only sgm's one model (train.gpus = gpus, checkpoints every 20 steps), its
-    data and decomposition copied from ``inputs_from`` or made here by a local run."""
+    data and decomposition made here by a local run (seconds)."""
     make_project(root)
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["experiments"] = {"sgm": cfg["experiments"]["sgm"]}
     cfg["experiments"]["sgm"]["train"].update(steps=steps, checkpoint_every=20, log_every=50, gpus=gpus)
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    if inputs_from is not None:
-        for done in ("results/data", "results/decomposed"):  # reuse a run's inputs: train only
-            shutil.copytree(inputs_from / done, root / done)
-    else:
-        snakemake(root, "results/decomposed/tiny/haar_J0.zarr", timeout=300)
+    snakemake(root, "results/decomposed/tiny/haar_J0.zarr", timeout=300)
     return root
 
 
@@ -310,9 +306,9 @@ def _local_weights(root: Path, out: Path, gpus: int = 1) -> Path:
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("gpus", [1, 2])
-def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(slurm_run, tmp_path, gpus):
+def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(cluster, tmp_path, gpus):
     """scancel of one attempt (1 GPU, or a 2-GPU DDP job): the retry resumes from the checkpoint."""
-    root = _training_project(tmp_path / "faults", gpus, 400, inputs_from=slurm_run[0])
+    root = _training_project(tmp_path / "faults", gpus, 400)
     ckpt = root / CHECKPOINT
     log = tmp_path / "snakemake.out"
     cancelled = {}
