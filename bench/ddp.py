@@ -56,7 +56,8 @@ def main() -> None:
            "experiments": {"sgm": {"dataset": "field", "J": 0,
                                    "net": {"channels": args.channels, "channel_mult": [1, 2]},
                                    "train": {"steps": args.steps, "batch_size": args.batch, "warmup": 10,
-                                             "checkpoint_every": 10 * args.steps, "log_every": every}}}}
+                                             "checkpoint_every": 10 * args.steps, "log_every": every},
+                                   "sampling": {"n_samples": 16, "batch_size": 16}}}}
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -83,7 +84,8 @@ def main() -> None:
     one = runs[0]["images_per_s"]
     two = runs[2]["images_per_s"]
     speedup = two / one
-    result = {"bench": "ddp", "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+    result = {"bench": "ddp", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                          "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
               "settings": {"size": args.size, "channels": args.channels, "global_batch": args.batch,
                            "steps": args.steps, "backend": "gloo (CPU)"},
               "runs": runs, "speedup_2_processes": round(speedup, 3),

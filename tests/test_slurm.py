@@ -407,3 +407,4 @@ def test_decompose_on_two_dask_workers_that_are_slurm_jobs(cluster, tmp_path, ti
     started = [j for j in workers if "StartTime=Unknown" not in scontrol_job(j)]
     assert started, [scontrol_job(j) for j in workers]
     assert len(list((tmp_path / "results/logs/dask-workers").glob("*.err"))) == 2
+

@@ -3,7 +3,10 @@
 # train.gpus x train.nodes DDP processes (one process group, `wsgm train --gpus --nodes` launches
 # torchrun): resources, not params, so editing them reruns nothing. One node asks SLURM for
 # `--gpus=N`; M > 1 nodes for `--gres=gpu:N` (per node) and `--nodes=M`. threads = processes per
-# node (one CPU thread each; `--threads` is shared among the node's processes).
+# node (one CPU thread each; `--threads` is shared among the node's processes). `exec`: the job's
+# shell becomes the training process, so SLURM's SIGUSR1 before the time limit (--signal=USR1@120
+# reaches every process of the step) cannot kill the shell, and Snakemake with it, before
+# training has written its checkpoint.
 def train_gpus(w):
     return specs.train_processes(config, w.experiment)[0]
 
@@ -37,6 +40,6 @@ rule train_scale:
     benchmark:
         specs.benchmark_path("train", "{experiment}_scale{j}")
     shell:
-        "python -m wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
+        "exec python -m wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
         " --checkpoint {params.checkpoint} --threads {threads}"
         " --gpus {resources.gpus_per_node} --nodes {resources.nodes} > {log} 2>&1"
