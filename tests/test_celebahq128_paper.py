@@ -113,8 +113,14 @@ def test_gpu_jobs_ask_for_realistic_resources(plan):
     by = {}
     for job in plan:
         by.setdefault(job["rule"], []).append(job)
-    for rule in ("train_scale", "sample", "reference", "evaluate"):
+    for rule in ("sample", "reference", "evaluate"):
         assert all(j["resources"].get("gpu") == "1" for j in by[rule]), rule
+    # train.gpus: SGM's 128² net trains on 4 GPUs (one DDP job on one node), the WSGM nets on 1
+    gpus = {(j["wildcards"]["experiment"], j["wildcards"]["j"]): (j["resources"].get("gpu"),
+            j["resources"].get("gpus_per_node"), j["resources"].get("nodes")) for j in by["train_scale"]}
+    assert gpus.pop(("sgm_quadratic", "0")) == ("4", "4", "1")
+    assert set(gpus.values()) == {("1", "1", "1")}
+    for rule in ("train_scale", "sample", "reference", "evaluate"):
         assert all(int(j["resources"]["mem_mb"]) == 32000 for j in by[rule]), rule
     for rule in ("make_dataset", "decompose"):
         assert all("gpu" not in j["resources"] for j in by[rule]), rule

@@ -24,7 +24,7 @@ import pytest
 import yaml
 import zarr
 
-from .helpers import BIN, REPO, make_project, snakemake
+from .helpers import BIN, REPO, assert_same_weights, make_project, snakemake
 
 pytestmark = pytest.mark.slurm
 
@@ -311,34 +311,68 @@ def _restart_slurmd():
     subprocess.run(["/usr/sbin/slurmd"], check=True, timeout=30)
 
 
-@pytest.mark.workflow
-def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(slurm_run, tmp_path):
-    root = make_project(tmp_path / "faults")
-    for done in ("results/data", "results/decomposed"):  # reuse the SLURM run's inputs: train only
-        shutil.copytree(slurm_run[0] / done, root / done)
+def _training_project(root: Path, gpus: int, steps: int) -> Path:
+    """A project training only sgm's one model (train.gpus = gpus, checkpoints every 20 steps), its
+    data and decomposition made here by a local run (seconds)."""
+    make_project(root)
     cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     cfg["experiments"] = {"sgm": cfg["experiments"]["sgm"]}
-    cfg["experiments"]["sgm"]["train"].update(steps=400, checkpoint_every=20, log_every=50)
+    cfg["experiments"]["sgm"]["train"].update(steps=steps, checkpoint_every=20, log_every=50, gpus=gpus)
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    weights = root / "results/models/sgm/scale0.pt"
-    ckpt = root / "results/checkpoints/sgm/scale0.ckpt"
+    snakemake(root, "results/decomposed/tiny/haar_J0.zarr", timeout=300)
+    return root
+
+
+TRAINED = "results/models/sgm/scale0.pt"
+CHECKPOINT = "results/checkpoints/sgm/scale0.ckpt"
+
+
+def _train_through_slurm(root: Path, log: Path, while_running) -> subprocess.Popen:
+    """Run `snakemake --profile slurm` for the one model; ``while_running(log, proc)`` acts on
+    the running job; returns the finished Snakemake process."""
     env = {**os.environ, "PYTHONPATH": str(root), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    log = tmp_path / "snakemake.out"
     with log.open("w") as fh:
-        proc = subprocess.Popen([str(BIN / "snakemake"), "--profile", slurm_profile(root),
-                                 str(weights.relative_to(root))], cwd=root, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen([str(BIN / "snakemake"), "--profile", slurm_profile(root), TRAINED], cwd=root,
+                                env=env, stdout=fh, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     proc.stdout = log.open()  # for _wait's messages
     try:
-        first = _wait(lambda: ckpt.exists() and _training_job(log, state="RUNNING"),
-                      "a training checkpoint", proc)
-        subprocess.run(["scancel", first], check=True, timeout=20)
-        proc.wait(timeout=300)
+        while_running(log, proc)
+        proc.wait(timeout=420)
     except BaseException:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # SIGTERM does not stop a hung Snakemake, SIGINT does
             proc.wait(timeout=60)
         raise
+    return proc
+
+
+def _local_weights(root: Path, out: Path, gpus: int = 1) -> Path:
+    """The same model trained here by `wsgm train` as `gpus` processes, uninterrupted."""
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([str(BIN / "python"), "-m", "wsgm", "train", "--config", "config/config.yaml",
+                          "--experiment", "sgm", "--scale", "0", "--out", str(out), "--checkpoint",
+                          str(out.with_suffix(".ckpt")), "--gpus", str(gpus)], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(cluster, tmp_path, gpus):
+    """scancel of one attempt (1 GPU, or a 2-GPU DDP job): the retry resumes from the checkpoint."""
+    root = _training_project(tmp_path / "faults", gpus, 400)
+    ckpt = root / CHECKPOINT
+    log = tmp_path / "snakemake.out"
+    cancelled = {}
+
+    def cancel(log, proc):
+        cancelled["first"] = _wait(lambda: ckpt.exists() and _training_job(log, state="RUNNING"),
+                                   "a training checkpoint", proc)
+        subprocess.run(["scancel", cancelled["first"]], check=True, timeout=20)
+
+    proc = _train_through_slurm(root, log, cancel)
+    first = cancelled["first"]
     out = log.read_text()
     assert proc.returncode == 0, out[-5000:]
     submitted = dict(SUBMITTED.findall(out))
@@ -352,6 +386,51 @@ def test_a_cancelled_training_job_resumes_on_retry_and_its_logs_are_named(slurm_
     assert "resuming from" in (root / "results/logs/train/sgm_scale0.log").read_text()
     (second,) = set(submitted) - {first}
     assert job_id(records(root)["results/models/sgm/scale0.pt.prov.json"]) == second
+    ranks = records(root)["results/models/sgm/scale0.pt.prov.json"]["extra"]["ranks"]
+    assert [r["rank"] for r in ranks] == list(range(gpus)) and {r["slurm_job_id"] for r in ranks} == {second}
+
+
+@pytest.mark.workflow
+def test_a_requeued_ddp_job_resumes_under_its_id_and_equals_one_process(cluster, tmp_path):
+    """A train.gpus: 2 job on the stand-in GPUs is one sbatch asking for 2 GPUs and one DDP process
+    group (gloo on CPU); `scontrol requeue` (what preemption with PreemptMode=REQUEUE does) while it
+    runs stops it after a checkpoint; SLURM runs it again under the same id, Snakemake counts no
+    failure, the rerun resumes, and the weights are those of an uninterrupted one-process run."""
+    # 140 steps: long enough to catch it running after a checkpoint, short enough that rounding
+    # (another summation order in the all-reduce) has not grown chaotically (seen from ~160 steps)
+    root = _training_project(tmp_path / "requeue", 2, 140)
+    ckpt = root / CHECKPOINT
+    log = tmp_path / "snakemake.out"
+    seen = {}
+
+    def requeue(log, proc):
+        jid = seen["id"] = _wait(lambda: ckpt.exists() and _training_job(log, state="RUNNING"),
+                                 "a training checkpoint", proc)
+        seen["info"] = scontrol_job(jid)
+        subprocess.run(["scontrol", "requeue", jid], check=True, timeout=20)
+        # a requeued job waits 2 minutes (BeginTime) before it may start again: let it start now
+        _wait(lambda: "JobState=PENDING" in scontrol_job(jid), "the requeued job pending", proc)
+        subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], check=True, timeout=20)
+
+    proc = _train_through_slurm(root, log, requeue)
+    out = log.read_text()
+    assert proc.returncode == 0, out[-5000:]
+    jid = seen["id"]
+    assert list(dict(SUBMITTED.findall(out))) == [jid], out[-5000:]  # one sbatch: no retry, no failure
+    assert "failed" not in out.lower() and "Error in rule" not in out, out[-5000:]
+    assert re.search(r"TresPerJob=\S*gpu:2", seen["info"]), seen["info"]
+    info = scontrol_job(jid)
+    assert "JobState=COMPLETED" in info and "Restarts=1" in info, info
+    train_log = (root / "results/logs/train/sgm_scale0.log").read_text()
+    assert "resuming from" in train_log, train_log[-3000:]
+    rec = records(root)[f"{TRAINED}.prov.json"]
+    assert job_id(rec) == jid
+    ranks = rec["extra"]["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and {r["world_size"] for r in ranks} == {2}
+    assert {r["slurm_job_id"] for r in ranks} == {jid} and all(r["slurm_step_id"] is not None for r in ranks)
+    assert len({r["pid"] for r in ranks}) == 2
+    assert rec["extra"]["resumed_from"] > 0
+    assert_same_weights(root / TRAINED, _local_weights(root, tmp_path / "local.pt"))
 
 
 # --- scale-out of the decomposition -----------------------------------------------------------
@@ -381,3 +460,4 @@ def test_decompose_on_two_dask_workers_that_are_slurm_jobs(cluster, tmp_path, ti
     started = [j for j in workers if "StartTime=Unknown" not in scontrol_job(j)]
     assert started, [scontrol_job(j) for j in workers]
     assert len(list((tmp_path / "results/logs/dask-workers").glob("*.err"))) == 2
+

@@ -105,25 +105,66 @@ def cmd_decompose(args):
 def cmd_train(args):
     from wsgm.train import train, write_loss_curve
 
+    from wsgm import launch
+
     spec, cfg = _spec(args, lambda cfg: specs.train(cfg, args.experiment, args.scale))
+    gpus, nodes = _processes(args, cfg)
     store = Path(args.store or specs.store_path(cfg, spec["experiment"]))
     out = Path(args.out or specs.model_paths(cfg, spec["experiment"])[spec["scale"]])
     ckpt = Path(args.checkpoint or specs.checkpoint_path(spec["experiment"], spec["scale"]))
     device = _device(spec)
-    if int(__import__("os").environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes outputs
-        train(spec, store, out, ckpt, device)
-        return
+    if gpus * nodes > 1 and not launch.is_worker():  # one DDP process group: torchrun (srun on M nodes)
+        _check_processes(spec, device, gpus, nodes)
+        log.info("training on %d process(es) per node x %d node(s) (%s), one DDP process group",
+                 gpus, nodes, device.type)
+        code = launch.relaunch(args.argv, gpus, nodes, device.type == "cuda")
+        if code == launch.INTERRUPTED:
+            raise Interrupted("a training process was interrupted; its checkpoint is saved: rerun to resume")
+        return code
     fractions = sorted(spec.get("snapshots") or {}, key=float)  # learning curves: EMA weights at these fractions
     snaps = [Path(p) for p in args.snapshots] if args.snapshots else \
         [Path(specs.snapshot_model_path(spec["experiment"], spec["scale"], f)) for f in fractions]
     if len(snaps) != len(fractions):
         raise UserError(f"--snapshots gives {len(snaps)} path(s), the spec has {len(fractions)} snapshot "
                         f"fraction(s) {fractions}: give one path per fraction, in that order")
+    if int(__import__("os").environ.get("RANK", "0")) > 0:  # torchrun: rank 0 alone writes outputs
+        # the same snapshots as rank 0, so every rank decides alike whether the checkpoint is usable
+        train(spec, store, out, ckpt, device, dict(zip(fractions, snaps)))
+        return
     outputs = {"weights": (out, False), **{f"at{f}": (p, False) for f, p in zip(fractions, snaps)}}
     run_stage("train", spec, {"store": store}, outputs,
               lambda t: train(spec, store, t["weights"], ckpt, device, {f: t[f"at{f}"] for f in fractions}),
               str(device))
     write_loss_curve(out)
+
+
+def _processes(args, cfg) -> tuple[int, int]:
+    """(processes per node, nodes) of a training job: --gpus/--nodes, else train.gpus/train.nodes
+    of the config (with --config), else 1 x 1."""
+    gpus, nodes = args.gpus, args.nodes
+    if (gpus is None or nodes is None) and args.config and args.experiment:
+        tcfg = specs.experiment(cfg, specs.models_owner(cfg, args.experiment))["train"]
+        gpus = tcfg.get("gpus", 1) if gpus is None else gpus
+        nodes = tcfg.get("nodes", 1) if nodes is None else nodes
+    return gpus or 1, nodes or 1
+
+
+def _check_processes(spec: dict, device, gpus: int, nodes: int) -> None:
+    """One clear message for a process count this run cannot have."""
+    world, batch = gpus * nodes, spec["train"]["batch_size"]
+    if batch % world:
+        raise UserError(f"train.batch_size {batch} is not divisible by train.gpus x train.nodes = {gpus} x "
+                        f"{nodes} = {world} DDP processes (each takes batch_size / {world} rows of every "
+                        f"global batch). Fix: make batch_size a multiple of {world}, or change train.gpus")
+    if device.type == "cuda":
+        import torch
+
+        seen = torch.cuda.device_count()
+        if seen < gpus:
+            raise UserError(f"train.gpus = {gpus} but only {seen} CUDA device(s) are visible here "
+                            f"(CUDA_VISIBLE_DEVICES={__import__('os').environ.get('CUDA_VISIBLE_DEVICES')!r}). "
+                            f"Fix: request {gpus} GPUs per node (the rule asks SLURM for train.gpus), or set "
+                            f"train.gpus: {seen}")
 
 
 def _sample_spec(args) -> tuple[dict, _LazyConfig]:
@@ -395,6 +436,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", help="resumable checkpoint (outside the declared outputs)")
     s.add_argument("--snapshots", nargs="*", help="learning curves: weights files of the spec's snapshot "
                                                   "fractions, in order (default: results/models/EXP/scaleJ.atF.pt)")
+    s.add_argument("--gpus", type=int, help="DDP processes per node, one per GPU (CPU processes with gloo "
+                                            "where there is no CUDA); default train.gpus of --config, else 1")
+    s.add_argument("--nodes", type=int, help="nodes (> 1: inside a SLURM job, one torchrun per node via "
+                                             "srun); default train.nodes of --config, else 1")
     s = stage("sample", cmd_sample, "coarse-to-fine cascade sampling for one step count")
     s.add_argument("--experiment")
     s.add_argument("--steps", type=Steps, help="steps at every scale (8), or per scale 0..J (8-8-32)")
@@ -477,14 +522,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _threads_per_process(args) -> int:
+    """--threads is the job's CPU threads per node; a DDP worker of ``train`` gets its share."""
+    from wsgm.launch import is_worker
+
+    if args.command == "train" and is_worker():
+        return max(1, args.threads // max(1, int(__import__("os").environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return args.threads
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a launcher re-executes
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from wsgm.runtime import setup
 
     if hasattr(args, "threads"):
-        setup(args.threads)
+        setup(_threads_per_process(args))
     try:
         return args.fn(args) or 0
     except Interrupted as exc:

@@ -263,8 +263,20 @@ def _check_semantics(cfg: dict, warnings: list[str], inverse_explicit: bool = Tr
         _check_prior(cfg, name, exp, warnings)
         _check_feature_sides(cfg, name, exp)
         _check_counts(cfg, name, exp, warnings)
+        _check_processes(name, exp)
     _check_inverse(cfg)
     _check_inverse_alignment(cfg, warnings, inverse_explicit)
+
+
+def _check_processes(name: str, exp: dict) -> None:
+    tcfg = exp["train"]
+    world = tcfg.get("gpus", 1) * tcfg.get("nodes", 1)
+    if tcfg["batch_size"] % world:
+        raise ConfigError(
+            f"config error at 'experiments.{name}.train.batch_size': {tcfg['batch_size']} is not divisible by "
+            f"train.gpus x train.nodes = {tcfg.get('gpus', 1)} x {tcfg.get('nodes', 1)} = {world} DDP processes "
+            f"(each takes batch_size / {world} rows of every global batch). Fix: make batch_size a multiple "
+            f"of {world}, or change train.gpus / train.nodes")
 
 
 PERIODIC_KINDS = ("gaussian", "phi4")  # fields on a periodic grid: circular padding fits them

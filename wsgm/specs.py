@@ -107,6 +107,17 @@ def trained_pattern(cfg: dict) -> str:
     return "|".join(map(re.escape, trained_experiments(cfg)))
 
 
+# train keys that are resources, not results (like threads): out of the hashed spec, so editing
+# them reruns nothing and a checkpoint resumes under another process count
+TRAIN_RESOURCES = ("gpus", "nodes")
+
+
+def train_processes(cfg: dict, exp_name: str) -> tuple[int, int]:
+    """(DDP processes per node = train.gpus, train.nodes) of an experiment's training jobs."""
+    tcfg = experiment(cfg, models_owner(cfg, exp_name))["train"]
+    return int(tcfg.get("gpus", 1)), int(tcfg.get("nodes", 1))
+
+
 def train(cfg: dict, exp_name: str, scale: int) -> dict:
     exp_name = models_owner(cfg, exp_name)  # a sharing experiment trains nothing of its own
     exp, scale = experiment(cfg, exp_name), int(scale)
@@ -123,7 +134,7 @@ def _train(exp: dict, scale: int) -> dict:
     from a budget), without the experiment-level budget keys (those are in ``budget``)."""
     from wsgm import budget
 
-    tcfg = {k: v for k, v in exp["train"].items() if k not in budget.BUDGET_KEYS}
+    tcfg = {k: v for k, v in exp["train"].items() if k not in budget.BUDGET_KEYS and k not in TRAIN_RESOURCES}
     return {**tcfg, "steps": budget.steps_of(exp["train"], scale)}
 
 

@@ -13,8 +13,14 @@ checkpoint (truncated, corrupt, or not fitting the model) is set aside as ``<che
 (an atomic rename, named with the reason in a log warning) and training restarts from step 0, so
 the job still succeeds, with the weights of an uninterrupted run.
 SIGTERM/SIGUSR1 (SLURM time limit, preemption) and SIGINT (Ctrl-C) save a checkpoint before
-exiting. Under torchrun (WORLD_SIZE > 1) the model is wrapped in DDP (NCCL on CUDA, gloo on CPU);
-rank 0 alone writes checkpoints and weights.
+exiting. Under torchrun (WORLD_SIZE > 1; ``wsgm train --gpus N --nodes M`` launches it, see
+``wsgm.launch``) the model is wrapped in DDP (NCCL on CUDA, gloo on CPU); rank 0 alone writes
+checkpoints and weights. Every rank draws the noise of the whole global batch from one generator
+and keeps its rows (``DSMLoss``), and reads its rows of the same global batch, so the weights equal
+a single-process run's (to floating-point rounding of the gradient all-reduce) whatever the world
+size, and a checkpoint resumes under another world size. A signal on any rank stops every rank
+at the same step (the flag travels with the per-step loss all-reduce). The summary lists every
+rank's identity (host, pid, device, SLURM job/step/task ids).
 """
 
 from __future__ import annotations
@@ -65,6 +71,31 @@ class _SignalFlag:
     def __exit__(self, *exc) -> None:
         for s, handler in self._old.items():
             signal.signal(s, handler)
+
+
+def identity(rank: int, world: int, device: torch.device) -> dict:
+    """Who this process is: rank, host, pid, device and its SLURM job/step/task ids (if any)."""
+    import socket
+
+    env = os.environ
+    out = {"rank": rank, "local_rank": int(env.get("LOCAL_RANK", "0")), "world_size": world,
+           "hostname": socket.gethostname(), "pid": os.getpid(), "device": str(device),
+           "slurm_job_id": env.get("SLURM_JOB_ID"), "slurm_step_id": env.get("SLURM_STEP_ID")}
+    if "SLURM_PROCID" in env:
+        out["slurm_procid"] = env["SLURM_PROCID"]
+    return out
+
+
+def _ranks(rank: int, world: int, device: torch.device) -> list[dict]:
+    """Every rank's :func:`identity`, in rank order (all_gather_object under DDP)."""
+    me = identity(rank, world, device)
+    if world == 1:
+        return [me]
+    import torch.distributed as dist
+
+    every: list = [None] * world
+    dist.all_gather_object(every, me)
+    return every
 
 
 def _dist() -> tuple[int, int]:
@@ -204,14 +235,23 @@ def optimizer_step(model, ema, opt, loss: torch.Tensor, tcfg: dict, step: int) -
             pe.lerp_(pm, 1 - decay)
 
 
-def _mean_over_ranks(loss: torch.Tensor, world: int) -> torch.Tensor:
+def _reduce(loss: torch.Tensor, signum: int | None, world: int) -> tuple[float, bool]:
+    """(loss averaged over ranks, whether any rank got a stop signal): one all-reduce per step, so
+    every rank stops at the same step."""
     if world == 1:
-        return loss
+        return loss.item(), signum is not None
     import torch.distributed as dist
 
-    loss = loss.detach().clone()
-    dist.all_reduce(loss)
-    return loss / world
+    both = torch.stack([loss.detach().float(), torch.tensor(float(signum is not None), device=loss.device)])
+    dist.all_reduce(both)
+    return both[0].item() / world, both[1].item() > 0
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.device,
@@ -227,7 +267,9 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
         torch.cuda.set_device(device)
     if tcfg["batch_size"] % world:
         raise TrainingError(f"train.batch_size {tcfg['batch_size']} is not divisible by the {world} "
-                            "DDP processes; change batch_size or --nproc_per_node")
+                            "DDP processes (train.gpus x train.nodes). Fix: make batch_size a multiple "
+                            "of the process count, or change train.gpus / --nproc_per_node")
+    ranks = _ranks(rank, world, device)
     loss_fn = DSMLoss(sde_lib.build(spec["sde"]), kind, tcfg.get("weighting", "none"),
                       spec["net"].get("sigma_data", 1.0))
     torch.manual_seed(derive_seed(spec["seed"], "train-init", spec["experiment"], j))
@@ -238,8 +280,8 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
     checks = fairness(spec, store, data.shape[-1])
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    gen = torch.Generator().manual_seed(derive_seed(spec["seed"], "train-data", spec["experiment"], j,
-                                                    *([rank] if rank else [])))
+    # one stream for the whole global batch, the same on every rank (DSMLoss keeps this rank's rows)
+    gen = torch.Generator().manual_seed(derive_seed(spec["seed"], "train-data", spec["experiment"], j))
     amp = bool(tcfg.get("amp", True)) and device.type == "cuda"
     ckpt = Checkpoint(checkpoint, spec)
     snaps = Snapshots(ckpt, snapshots or {})
@@ -253,7 +295,10 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             ckpt.set_aside(f"it does not fit this run's model or optimizer: {reason}")
             return train(spec, store, out, checkpoint, device, snapshots)  # afresh: model, RNGs, data order
-        log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
+        if rank == 0:
+            log.info("resuming from %s at step %d/%d", checkpoint, start, tcfg["steps"])
+    if rank > 0:  # its own stream for dropout masks (rank 0 keeps a plain run's; the checkpoint holds rank 0's)
+        torch.manual_seed(derive_seed(spec["seed"], "train-rank", spec["experiment"], j, rank, start))
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -268,21 +313,23 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             x0, cond = next(batches)
             x0 = x0.to(device, non_blocking=True)
             cond = cond.to(device, non_blocking=True) if cond.numel() else None
-            loss = loss_fn(net, x0, cond, gen, amp).mean()
+            loss = loss_fn(net, x0, cond, gen, amp, rank, world).mean()
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at step {step}; lower train.lr "
                                     "or set train.grad_clip")
             optimizer_step(model, ema, opt, loss, tcfg, step)
-            losses.append(_mean_over_ranks(loss, world).item())
+            mean, stop = _reduce(loss, flag.signum, world)
+            losses.append(mean)
             done = step + 1
             progress.step(done, losses)
             if rank == 0:
                 snaps.stash(done, ema)
-            if rank == 0 and (flag.signum is not None or done % tcfg["checkpoint_every"] == 0):
+            if rank == 0 and (stop or done % tcfg["checkpoint_every"] == 0):
                 ckpt.save(done, model, ema, opt, gen, losses, device)
-            if flag.signum is not None:
-                raise Interrupted(f"signal {flag.signum} at step {done}: checkpoint saved to "
-                                  f"{checkpoint}; rerun to resume")
+            if stop:
+                _barrier(world)  # the others wait for rank 0's checkpoint before exiting
+                raise Interrupted(f"signal {flag.signum or 'on another rank'} at step {done}: checkpoint "
+                                  f"saved to {checkpoint}; rerun to resume")
     progress.close()
     if rank == 0:
         weights = {"ema": ema.state_dict(), "net": kwargs, "spec": spec, "losses": losses}
@@ -290,10 +337,11 @@ def train(spec: dict, store: Path, out: Path, checkpoint: Path, device: torch.de
             torch.save(weights, tmp)
         snaps.write(weights)
         ckpt.remove()
+    _barrier(world)
     head, tail = losses[: max(1, len(losses) // 10)], losses[-max(1, len(losses) // 10):]
     return {"loss_start": sum(head) / len(head), "loss_end": sum(tail) / len(tail),
             "parameters": sum(p.numel() for p in model.parameters()), "steps": len(losses),
-            "resumed_from": start, "world_size": world, "amp": amp, "parameterization": kind, **checks,
+            "resumed_from": start, "world_size": world, "ranks": ranks, "amp": amp, "parameterization": kind, **checks,
             **({"snapshots": snaps.steps} if snaps.steps else {})}
 
 

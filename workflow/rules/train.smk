@@ -1,5 +1,20 @@
 # One job per (experiment, scale); resumable checkpoints live outside the declared outputs
 # (Snakemake deletes declared outputs before a job runs), only the final weights are the output.
+# train.gpus x train.nodes DDP processes (one process group, `wsgm train --gpus --nodes` launches
+# torchrun): resources, not params, so editing them reruns nothing. One node asks SLURM for
+# `--gpus=N`; M > 1 nodes for `--gres=gpu:N` (per node) and `--nodes=M`. threads = processes per
+# node (one CPU thread each; `--threads` is shared among the node's processes). `exec`: the job's
+# shell becomes the training process, so SLURM's SIGUSR1 before the time limit (--signal=USR1@120
+# reaches every process of the step) cannot kill the shell, and Snakemake with it, before
+# training has written its checkpoint.
+def train_gpus(w):
+    return specs.train_processes(config, w.experiment)[0]
+
+
+def train_nodes(w):
+    return specs.train_processes(config, w.experiment)[1]
+
+
 rule train_scale:
     input:
         store=get_store,
@@ -14,7 +29,12 @@ rule train_scale:
     params:
         spec=spec_param("train", exp_name="experiment", scale="j"),
         checkpoint=get_checkpoint,
-    threads: 1
+    threads: train_gpus
+    resources:
+        gpu=lambda w: train_gpus(w) if train_nodes(w) == 1 else 0,
+        gres=lambda w: "" if train_nodes(w) == 1 else f"gpu:{train_gpus(w)}",
+        nodes=train_nodes,
+        gpus_per_node=train_gpus,
     conda:
         ENV
     log:
@@ -22,5 +42,6 @@ rule train_scale:
     benchmark:
         specs.benchmark_path("train", "{experiment}_scale{j}")
     shell:
-        "python -m wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
-        " --checkpoint {params.checkpoint} --threads {threads} --snapshots {output.snapshots} > {log} 2>&1"
+        "exec python -m wsgm train --spec {params.spec:q} --store {input.store} --out {output.weights}"
+        " --checkpoint {params.checkpoint} --threads {threads} --snapshots {output.snapshots}"
+        " --gpus {resources.gpus_per_node} --nodes {resources.nodes} > {log} 2>&1"
