@@ -30,13 +30,19 @@ class _LazyConfig:
     def __init__(self, args: argparse.Namespace) -> None:
         self._args, self._cfg = args, None
 
-    def __getitem__(self, key):
+    def _load(self) -> dict:
         if self._cfg is None:
             if not self._args.config:
                 raise UserError("no --config given: pass --config FILE, or --spec JSON (as the "
                                 "Snakemake rules do) together with every input and output path")
             self._cfg = config_lib.load(self._args.config)
-        return self._cfg[key]
+        return self._cfg
+
+    def __getitem__(self, key):
+        return self._load()[key]
+
+    def get(self, key, default=None):
+        return self._load().get(key, default)
 
 
 def _spec(args: argparse.Namespace, build: Callable[[_LazyConfig], dict]) -> tuple[dict, _LazyConfig]:
