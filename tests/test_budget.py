@@ -163,6 +163,22 @@ def _snapshot_spec(tiny_config):
     return spec
 
 
+def _interrupt_at(monkeypatch, step: int):
+    """Make training receive SIGTERM once it has done ``step`` steps; returns the original
+    ``Progress.step`` (to restore it with monkeypatch.setattr)."""
+    from wsgm import train as train_mod
+
+    original = train_mod.Progress.step
+
+    def stop(self, done, losses):
+        original(self, done, losses)
+        if done == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(train_mod.Progress, "step", stop)
+    return original
+
+
 def test_snapshots_at_their_steps_and_after_a_resume(tmp_path, tiny_config, tiny_store, monkeypatch):
     """Snapshot weights are the EMA at round(f × steps): equal to the final weights of a run of that
     many steps, and the same when the run was interrupted past a snapshot and resumed."""
@@ -178,14 +194,7 @@ def test_snapshots_at_their_steps_and_after_a_resume(tmp_path, tiny_config, tiny
     short.pop("snapshots")
     train(short, store, tmp_path / "short.pt", tmp_path / "s.ckpt", cpu)
 
-    original = train_mod.Progress.step
-
-    def stop_at_25(self, done, losses):
-        original(self, done, losses)
-        if done == 25:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(train_mod.Progress, "step", stop_at_25)
+    original = _interrupt_at(monkeypatch, 25)
     resumed = {f: tmp_path / f"resumed.at{f}.pt" for f in spec["snapshots"]}
     with pytest.raises(Interrupted):
         train(spec, store, tmp_path / "resumed.pt", tmp_path / "b.ckpt", cpu, resumed)
@@ -217,14 +226,7 @@ def test_a_checkpoint_past_a_lost_snapshot_restarts(tmp_path, tiny_config, tiny_
     _, store = tiny_store
     spec = _snapshot_spec(tiny_config)
     outs = {f: tmp_path / f"w.at{f}.pt" for f in spec["snapshots"]}
-    original = train_mod.Progress.step
-
-    def stop_at_15(self, done, losses):
-        original(self, done, losses)
-        if done == 15:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(train_mod.Progress, "step", stop_at_15)
+    original = _interrupt_at(monkeypatch, 15)
     with pytest.raises(Interrupted):
         train(spec, store, tmp_path / "w.pt", tmp_path / "c.ckpt", torch.device("cpu"), outs)
     monkeypatch.setattr(train_mod.Progress, "step", original)
