@@ -14,6 +14,8 @@ The stochastic ones project after every predictor and corrector step; the ODE on
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -95,14 +97,15 @@ def rk45(ctx: Context, x: torch.Tensor) -> torch.Tensor:
 
 
 def _langevin(f: Counted, x: torch.Tensor, t: float, snr: float, z: torch.Tensor) -> torch.Tensor:
-    """One Langevin step at time t, step size 2 (snr |z| / |score|)² per sample (Song et al.'s rule;
-    their code takes batch-mean norms, which would make a sample depend on the others in its batch
-    and so on the batch size and on ``sampling.shards``)."""
+    """One Langevin step at time t with step size 2 (snr s(t))²: Song et al.'s signal-to-noise rule
+    2 (snr |z| / |score|)² with the norms at their values for a noise predictor (|z|² = d and
+    |score|² = d / s(t)² in expectation). Their code takes batch-mean norms, which makes a sample
+    depend on the rest of its batch (so on the batch size and on ``sampling.shards``); per-sample
+    norms instead blow up where a sample's score is near 0 (low dimensions). This rule is the
+    same for every sample and every batch."""
     grad = f.score(x, t)
-    g_norm = grad.reshape(grad.shape[0], -1).norm(dim=1)
-    z_norm = z.reshape(z.shape[0], -1).norm(dim=1)
-    step = (2 * (snr * z_norm / g_norm.clamp_min(1e-30)) ** 2).view(-1, *[1] * (x.dim() - 1))
-    return x + step * grad + (2 * step).sqrt() * z
+    step = 2 * (snr * f.std(t)) ** 2
+    return x + step * grad + math.sqrt(2 * step) * z
 
 
 def _ancestral(f: Counted, sde: SDE, x: torch.Tensor, t: float, t_next: float,
