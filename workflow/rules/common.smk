@@ -115,3 +115,14 @@ def get_shards(w):
 
 def get_shard_records(w):
     return [record(p) for p in get_shards(w)]
+
+
+def train_gpus(w):
+    """DDP processes per node of a training job (train.gpus): its threads and GPUs (train.smk)."""
+    return specs.train_processes(config, w.experiment)[0]
+
+
+def train_nodes(w):
+    """Nodes of a training job (train.nodes; > 1: srun starts one torchrun per node)."""
+    return specs.train_processes(config, w.experiment)[1]
+

@@ -7,14 +7,6 @@
 # shell becomes the training process, so SLURM's SIGUSR1 before the time limit (--signal=USR1@120
 # reaches every process of the step) cannot kill the shell, and Snakemake with it, before
 # training has written its checkpoint.
-def train_gpus(w):
-    return specs.train_processes(config, w.experiment)[0]
-
-
-def train_nodes(w):
-    return specs.train_processes(config, w.experiment)[1]
-
-
 rule train_scale:
     input:
         store=get_store,
