@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import platform
 import sys
 import time
@@ -34,6 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from wsgm.atomic import write_json  # noqa: E402
 from wsgm import config as config_lib  # noqa: E402
 from wsgm import specs  # noqa: E402
 from wsgm.cascade import KERNEL_ROWS, cascade  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> None:
               {v: f"{o:+.1%}" for v, o in result["experiments"][name]["overhead"].items()}, flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out, result)
     print(f"wrote {out}")
 
 

@@ -40,22 +40,22 @@ def rows(i: int, k: int, n: int) -> tuple[int, int]:
     return a, a + q + (1 if i < r else 0)
 
 
+def _two_ints(text: str, sep: str, usage: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.split(sep))
+    except ValueError:
+        raise UserError(f"{text!r} is not {usage}") from None
+    return a, b
+
+
 def parse(text: str) -> tuple[int, int]:
     """``"i/K"`` → (i, K)."""
-    try:
-        i, k = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard {text!r} is not I/K (e.g. 0/3: the first of 3 shards)") from None
-    return i, k
+    return _two_ints(text, "/", "I/K for --shard (e.g. 0/3: the first of 3 shards)")
 
 
 def parse_rows(text: str) -> tuple[int, int]:
     """``"a:b"`` → (a, b)."""
-    try:
-        a, b = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise UserError(f"--rows {text!r} is not A:B (global sample rows A..B-1)") from None
-    return a, b
+    return _two_ints(text, ":", "A:B for --rows (global sample rows A..B-1)")
 
 
 def _fix(spec: dict) -> str:
